@@ -1,0 +1,3 @@
+//! pirun: MPI-style message passing for small clusters.
+
+pub mod contract;
