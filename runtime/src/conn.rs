@@ -1,0 +1,382 @@
+//! One TCP connection to a peer rank: its handshake phase, its receive staging buffer and
+//! the payload being streamed into a receive, and its queue of outgoing frames.
+//!
+//! A `Conn` only moves bytes; what a frame *means* is decided by the engine
+//! (`progress.rs`), which takes the connection out of its table while it works on it.
+
+use std::collections::VecDeque;
+use std::io::{self, IoSlice, Read, Write};
+use std::net::TcpStream;
+use std::time::Instant;
+
+use crate::buf::AlignedBuf;
+use crate::frame::{Header, HEADER_LEN};
+use crate::handshake::{Acceptor, Arch, Connector};
+use crate::request::ReqId;
+
+/// Size of the receive staging buffer; reads of smaller messages land here in one call.
+const STAGING: usize = 256 << 10;
+/// Payload bytes still missing above which a read goes straight into the destination.
+const DIRECT_READ_MIN: usize = 16 << 10;
+
+/// Where a connection stands in the handshake.
+pub(crate) enum Phase {
+    /// We connect: the TCP connect is in progress.
+    Connecting(Connector, u32),
+    /// We connect: `Hello` is queued or sent, waiting for the `Reply`.
+    AwaitReply(Connector, u32),
+    /// We accepted: waiting for the connector's `Hello`.
+    AwaitHello,
+    /// We accepted and replied: waiting for the connector's `Proof`.
+    AwaitProof(Acceptor),
+    /// Authenticated; frames flow.
+    Open,
+}
+
+/// The bytes of an outgoing frame's payload.
+pub(crate) enum TxBody {
+    None,
+    /// Owned by the queue (eager copies, non-blocking sends).
+    Owned(Box<dyn Payload>),
+    /// Lent by a blocking send that waits until the request completes.
+    Borrowed {
+        ptr: *const u8,
+        len: usize,
+    },
+}
+
+// SAFETY: a Borrowed pointer is only read under the engine lock while its owner waits.
+unsafe impl Send for TxBody {}
+
+impl TxBody {
+    pub fn bytes(&self) -> &[u8] {
+        match self {
+            TxBody::None => &[],
+            TxBody::Owned(p) => p.bytes(),
+            // SAFETY: the lender keeps the buffer alive and unmodified until completion.
+            TxBody::Borrowed { ptr, len } => unsafe { std::slice::from_raw_parts(*ptr, *len) },
+        }
+    }
+}
+
+/// An owned payload that a queued frame can send from.
+pub(crate) trait Payload: Send {
+    fn bytes(&self) -> &[u8];
+}
+
+impl<T: bytemuck::Pod + Send> Payload for Vec<T> {
+    fn bytes(&self) -> &[u8] {
+        bytemuck::cast_slice(self)
+    }
+}
+
+/// A frame waiting to be written.
+pub(crate) struct TxItem {
+    pub hdr: [u8; HEADER_LEN],
+    pub body: TxBody,
+    /// Bytes of header + body already written.
+    pub off: usize,
+    /// Request to complete once the whole frame is written.
+    pub done: Option<ReqId>,
+}
+
+impl TxItem {
+    fn total(&self) -> usize {
+        HEADER_LEN + self.body.bytes().len()
+    }
+
+    /// Copies a borrowed body so the lender may go; used when a blocking send must return
+    /// before its frame has been fully written.
+    pub fn into_owned(mut self) -> TxItem {
+        if let TxBody::Borrowed { .. } = self.body {
+            let copy = self.body.bytes().to_vec();
+            self.body = TxBody::Owned(Box::new(copy));
+        }
+        self
+    }
+}
+
+/// Where an incoming payload goes.
+pub(crate) enum Target {
+    /// A caller's buffer (blocking `recv_into`), valid until its request completes.
+    User { ptr: *mut u8, cap: usize },
+    /// A buffer of exactly the payload's length.
+    Owned(AlignedBuf),
+    /// Read and dropped (a cancelled receive or one that failed its checks).
+    Discard,
+}
+
+// SAFETY: see `TxBody`.
+unsafe impl Send for Target {}
+
+/// A payload being received.
+pub(crate) struct Incoming {
+    pub hdr: Header,
+    pub filled: usize,
+    pub target: Target,
+    /// What to do once complete; decided by the engine.
+    pub then: Then,
+}
+
+/// What completing an incoming payload does.
+pub(crate) enum Then {
+    /// Complete this request (with this error instead, if set).
+    Complete(ReqId, Option<crate::Error>),
+    /// Queue as an unexpected message, or match a receive posted meanwhile.
+    Deliver,
+}
+
+/// Outcome of reading a payload.
+pub(crate) enum PayloadRead {
+    Done,
+    WouldBlock,
+}
+
+/// A connection to (or from) a peer rank.
+pub(crate) struct Conn {
+    pub sock: TcpStream,
+    /// Peer's rank once known (immediately for connections we open).
+    pub peer: Option<u32>,
+    pub phase: Phase,
+    pub arch: Option<Arch>,
+    /// When an unfinished handshake is given up.
+    pub deadline: Option<Instant>,
+    /// The peer said goodbye: its EOF is a normal end.
+    pub goodbye: bool,
+    stage: Vec<u8>,
+    start: usize,
+    end: usize,
+    pub incoming: Option<Incoming>,
+    /// Handshake bytes to write before anything else.
+    hs_out: Vec<u8>,
+    pub tx: VecDeque<TxItem>,
+    /// Bytes queued in `tx`, for back-pressure.
+    pub tx_bytes: usize,
+    /// Whether epoll watches this socket for writability.
+    pub write_interest: bool,
+}
+
+impl Conn {
+    pub fn new(
+        sock: TcpStream,
+        peer: Option<u32>,
+        phase: Phase,
+        deadline: Option<Instant>,
+    ) -> Conn {
+        Conn {
+            sock,
+            peer,
+            phase,
+            arch: None,
+            deadline,
+            goodbye: false,
+            stage: Vec::new(),
+            start: 0,
+            end: 0,
+            incoming: None,
+            hs_out: Vec::new(),
+            tx: VecDeque::new(),
+            tx_bytes: 0,
+            write_interest: false,
+        }
+    }
+
+    pub fn is_open(&self) -> bool {
+        matches!(self.phase, Phase::Open)
+    }
+
+    /// Bytes received but not consumed.
+    pub fn staged(&self) -> &[u8] {
+        &self.stage[self.start..self.end]
+    }
+
+    /// Consumes `n` staged bytes.
+    pub fn consume(&mut self, n: usize) {
+        self.start += n;
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+    }
+
+    /// Reads more into the staging buffer. `Ok(0)` means EOF; `WouldBlock` means nothing
+    /// is available now.
+    pub fn fill(&mut self) -> io::Result<usize> {
+        if self.stage.is_empty() {
+            self.stage = vec![0u8; STAGING];
+        }
+        if self.end == self.stage.len() {
+            self.stage.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        loop {
+            match self.sock.read(&mut self.stage[self.end..]) {
+                Ok(n) => {
+                    self.end += n;
+                    return Ok(n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Ensures at least `n` bytes are staged; `Ok(false)` if they are not there yet.
+    /// EOF is an `UnexpectedEof` error.
+    pub fn need(&mut self, n: usize) -> io::Result<bool> {
+        while self.end - self.start < n {
+            match self.fill() {
+                Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(true)
+    }
+
+    /// Moves payload bytes of the current incoming message into its target.
+    pub fn read_payload(&mut self) -> io::Result<PayloadRead> {
+        let Some(inc) = self.incoming.as_mut() else {
+            return Ok(PayloadRead::Done);
+        };
+        let total = inc.hdr.len as usize;
+        loop {
+            let missing = total - inc.filled;
+            if missing == 0 {
+                return Ok(PayloadRead::Done);
+            }
+            let staged = self.end - self.start;
+            if staged > 0 {
+                let n = staged.min(missing);
+                let src = &self.stage[self.start..self.start + n];
+                if let Some(dst) = target_slice(&mut inc.target, inc.filled, n) {
+                    dst.copy_from_slice(src);
+                }
+                inc.filled += n;
+                self.start += n;
+                if self.start == self.end {
+                    self.start = 0;
+                    self.end = 0;
+                }
+                continue;
+            }
+            let direct = missing >= DIRECT_READ_MIN;
+            let r = match (direct, target_slice(&mut inc.target, inc.filled, missing)) {
+                (true, Some(dst)) => self.sock.read(dst),
+                _ => {
+                    if self.stage.is_empty() {
+                        self.stage = vec![0u8; STAGING];
+                    }
+                    self.sock.read(&mut self.stage[..]).inspect(|&n| {
+                        self.start = 0;
+                        self.end = n;
+                    })
+                }
+            };
+            match r {
+                Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+                Ok(n) if direct && !matches!(inc.target, Target::Discard) => inc.filled += n,
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    return Ok(PayloadRead::WouldBlock)
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Queues handshake bytes (written before any frame).
+    pub fn queue_handshake(&mut self, bytes: &[u8]) {
+        self.hs_out.extend_from_slice(bytes);
+    }
+
+    /// Queues a frame.
+    pub fn queue(&mut self, item: TxItem) {
+        self.tx_bytes += item.total() - item.off;
+        self.tx.push_back(item);
+    }
+
+    /// Whether anything waits to be written.
+    pub fn wants_write(&self) -> bool {
+        !self.hs_out.is_empty() || (self.is_open() && !self.tx.is_empty())
+    }
+
+    /// Writes as much as the socket takes; pushes requests whose frames are complete to
+    /// `done`. Frames wait until the handshake is through.
+    pub fn flush(&mut self, done: &mut Vec<ReqId>) -> io::Result<()> {
+        while !self.hs_out.is_empty() {
+            match self.sock.write(&self.hs_out) {
+                Ok(n) => {
+                    self.hs_out.drain(..n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) => return Err(e),
+            }
+        }
+        if !self.is_open() {
+            return Ok(());
+        }
+        const MAX_IOV: usize = 32;
+        while !self.tx.is_empty() {
+            let mut iov: [IoSlice<'_>; MAX_IOV] = [IoSlice::new(&[]); MAX_IOV];
+            let mut k = 0;
+            for item in self.tx.iter() {
+                if k + 2 > MAX_IOV {
+                    break;
+                }
+                let body = item.body.bytes();
+                if item.off < HEADER_LEN {
+                    iov[k] = IoSlice::new(&item.hdr[item.off..]);
+                    k += 1;
+                    if !body.is_empty() {
+                        iov[k] = IoSlice::new(body);
+                        k += 1;
+                    }
+                } else {
+                    iov[k] = IoSlice::new(&body[item.off - HEADER_LEN..]);
+                    k += 1;
+                }
+            }
+            let mut n = match self.sock.write_vectored(&iov[..k]) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) => return Err(e),
+            };
+            self.tx_bytes -= n;
+            while n > 0 {
+                let item = self
+                    .tx
+                    .front_mut()
+                    .expect("written bytes belong to queued frames");
+                let left = item.total() - item.off;
+                if n < left {
+                    item.off += n;
+                    break;
+                }
+                n -= left;
+                let item = self.tx.pop_front().expect("checked above");
+                done.extend(item.done);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The part of a target that bytes `[at, at + n)` go to, or `None` to drop them.
+fn target_slice(t: &mut Target, at: usize, n: usize) -> Option<&mut [u8]> {
+    match t {
+        // SAFETY: the engine checked `len <= cap` before choosing this target, and the
+        // lender keeps the buffer alive until the request completes.
+        Target::User { ptr, cap } => {
+            debug_assert!(at + n <= *cap);
+            Some(unsafe { std::slice::from_raw_parts_mut(ptr.add(at), n) })
+        }
+        Target::Owned(b) => Some(&mut b.as_mut_slice()[at..at + n]),
+        Target::Discard => None,
+    }
+}

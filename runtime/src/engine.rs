@@ -1,0 +1,1027 @@
+//! The engine: one per process, shared by every communicator. It owns the connections,
+//! the matching queues and the outstanding operations, all behind one lock, and starts
+//! the operations the communicators ask for.
+//!
+//! Whoever holds the lock makes progress for everyone (`progress.rs`); blocking calls
+//! drive the sockets on the calling thread (`wait.rs`), and a background thread only
+//! takes over while non-blocking operations are outstanding and no thread is waiting.
+
+use std::collections::HashMap;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use crate::buf::AlignedBuf;
+use crate::conn::{Conn, Incoming, Phase, Target, Then, TxBody, TxItem};
+use crate::contract::{PeerInfo, Secret};
+use crate::datatype::TypeInfo;
+use crate::error::{Error, Result};
+use crate::frame::{Header, Kind, Limits, FLAG_SERDE};
+use crate::handshake::Connector;
+use crate::matching::{Matcher, Posted, SinkSpec, Unexpected};
+use crate::poller::Poller;
+use crate::request::{Outcome, RawStatus, ReqId, Requests};
+use crate::wait::SpinPolicy;
+
+/// Epoll token of the listening socket.
+pub(crate) const LISTENER_TOKEN: u64 = 0;
+/// Epoll token of the control channel to the launcher.
+pub(crate) const CONTROL_TOKEN: u64 = 1;
+/// Epoll tokens of connections start here.
+pub(crate) const CONN_TOKEN_BASE: u64 = 2;
+
+/// How long an unfinished handshake may take before the connection is dropped.
+pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Queued bytes on one connection above which a blocking send waits for the queue to drain.
+const TX_BACKPRESSURE: usize = 16 << 20;
+
+/// Tunables read from the environment once at start-up.
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    /// Messages up to this many bytes go eagerly; larger ones by rendezvous.
+    pub eager_limit: usize,
+    /// Decoder limits.
+    pub limits: Limits,
+    /// Socket buffer size to ask for (0: kernel default).
+    pub sockbuf: usize,
+}
+
+impl Config {
+    pub fn from_env() -> Config {
+        let num = |name: &str, default: u64| -> u64 {
+            std::env::var(name)
+                .ok()
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(default)
+        };
+        let limits = Limits {
+            eager_max: crate::frame::EAGER_HARD_MAX,
+            message_max: num("PIRUN_MAX_MESSAGE", 1 << 36),
+        };
+        Config {
+            eager_limit: num("PIRUN_EAGER_LIMIT", 64 << 10).min(limits.eager_max) as usize,
+            limits,
+            sockbuf: num("PIRUN_SOCKBUF", 4 << 20) as usize,
+        }
+    }
+}
+
+/// Why a peer can no longer be talked to.
+#[derive(Debug, Clone)]
+pub(crate) struct Fault {
+    /// It ended normally (said goodbye or exited with code 0).
+    pub finished: bool,
+    pub detail: String,
+}
+
+pub(crate) struct Peer {
+    pub info: PeerInfo,
+    /// Connection this rank sends to the peer on (one, so messages keep their order).
+    pub send_conn: Option<usize>,
+    pub fault: Option<Fault>,
+}
+
+/// A large send waiting for the receiver's clear-to-send.
+pub(crate) struct RdvSend {
+    pub dest: u32,
+    pub hdr: Header,
+    pub body: TxBody,
+    pub req: ReqId,
+}
+
+/// A large receive matched to an announcement, waiting for its data.
+pub(crate) struct RdvRecv {
+    pub hdr: Header,
+    pub target: Target,
+    pub req: ReqId,
+    pub error: Option<Error>,
+}
+
+/// Everything behind the engine lock.
+pub(crate) struct State {
+    pub me: u32,
+    pub size: u32,
+    pub secret: Secret,
+    pub cfg: Config,
+    pub peers: Vec<Peer>,
+    pub conns: Vec<Option<Conn>>,
+    pub handshaking: usize,
+    pub listener: Option<TcpListener>,
+    pub control: Option<UnixStream>,
+    pub control_rx: Vec<u8>,
+    pub matcher: Matcher,
+    pub reqs: Requests,
+    pub next_rdv: u64,
+    pub rdv_sends: HashMap<u64, RdvSend>,
+    pub rdv_recvs: HashMap<(u32, u64), RdvRecv>,
+    /// Set when the launcher went away: every operation fails with this.
+    pub launcher_gone: Option<String>,
+    /// Something finished during the last progress pass (waiters should look).
+    pub changed: bool,
+    /// A thread sleeps in epoll_wait.
+    pub leader_busy: bool,
+    /// Threads inside a blocking call (the background thread then stays out of the way).
+    pub user_waiters: usize,
+    /// Threads sleeping on `Engine::followers`.
+    pub followers_waiting: usize,
+    /// The leader is the background thread (a user thread that starts waiting wakes it).
+    pub leader_is_background: bool,
+    /// Finalize was called: the background thread ends.
+    pub shutdown: bool,
+    pub log: crate::log::RateLimited,
+    /// Sends whose frames were fully written during the current pass.
+    pub completed: Vec<ReqId>,
+    /// Frames to send once the connection being worked on is back in its slot.
+    pub outbox: Vec<(u32, TxItem)>,
+    /// Reused buffer for epoll events.
+    pub scratch: Vec<crate::poller::Event>,
+}
+
+/// The per-process progress engine.
+pub(crate) struct Engine {
+    pub state: Mutex<State>,
+    pub poller: Poller,
+    /// Followers (threads waiting while another one polls) sleep here.
+    pub followers: Condvar,
+    /// The background thread sleeps here when it has nothing to do.
+    pub idle: Condvar,
+    pub spin: SpinPolicy,
+    pub rank: u32,
+    pub size: u32,
+    pub hosts: Vec<String>,
+    /// The background progress thread, once started.
+    pub bg_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl Engine {
+    /// Builds the engine around an already bound listener and the control channel.
+    pub fn new(
+        me: u32,
+        secret: Secret,
+        peers: Vec<PeerInfo>,
+        listener: Option<TcpListener>,
+        control: Option<UnixStream>,
+        spin: SpinPolicy,
+    ) -> Result<Arc<Engine>> {
+        let io = |what: &str| {
+            let what = what.to_string();
+            move |source| Error::Io {
+                rank: me as usize,
+                what,
+                source,
+            }
+        };
+        let poller = Poller::new().map_err(io("create epoll instance"))?;
+        if let Some(l) = &listener {
+            l.set_nonblocking(true)
+                .map_err(io("set listener non-blocking"))?;
+            poller
+                .add(l.as_raw_fd(), LISTENER_TOKEN, false)
+                .map_err(io("watch listener"))?;
+        }
+        if let Some(c) = &control {
+            c.set_nonblocking(true)
+                .map_err(io("set control channel non-blocking"))?;
+            poller
+                .add(c.as_raw_fd(), CONTROL_TOKEN, false)
+                .map_err(io("watch control channel"))?;
+        }
+        let size = peers.len() as u32;
+        let hosts = peers.iter().map(|p| p.host.clone()).collect();
+        let state = State {
+            me,
+            size,
+            secret,
+            cfg: Config::from_env(),
+            peers: peers
+                .into_iter()
+                .map(|info| Peer {
+                    info,
+                    send_conn: None,
+                    fault: None,
+                })
+                .collect(),
+            conns: Vec::new(),
+            handshaking: 0,
+            listener,
+            control,
+            control_rx: Vec::new(),
+            matcher: Matcher::default(),
+            reqs: Requests::default(),
+            next_rdv: 0,
+            rdv_sends: HashMap::new(),
+            rdv_recvs: HashMap::new(),
+            launcher_gone: None,
+            changed: false,
+            leader_busy: false,
+            user_waiters: 0,
+            followers_waiting: 0,
+            leader_is_background: false,
+            shutdown: false,
+            log: crate::log::RateLimited::new(me),
+            completed: Vec::new(),
+            outbox: Vec::new(),
+            scratch: Vec::with_capacity(64),
+        };
+        Ok(Arc::new(Engine {
+            state: Mutex::new(state),
+            poller,
+            followers: Condvar::new(),
+            idle: Condvar::new(),
+            spin,
+            rank: me,
+            size,
+            hosts,
+            bg_thread: Mutex::new(None),
+        }))
+    }
+
+    pub fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock leaves consistent-enough state for error paths.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Host name of a world rank.
+    pub fn host(&self, rank: u32) -> &str {
+        self.hosts
+            .get(rank as usize)
+            .map(String::as_str)
+            .unwrap_or("?")
+    }
+
+    /// Blocking send of `data` to world rank `dest`.
+    pub fn send(&self, dest: u32, ctx: u32, tag: i32, ty: TypeInfo, data: &[u8]) -> Result<()> {
+        let mut st = self.lock();
+        st.check_usable(dest)?;
+        let hdr = st.header(Kind::Eager, ctx, tag, ty, data.len())?;
+        if dest == st.me {
+            st.deliver_local(hdr, data);
+            return Ok(());
+        }
+        if data.len() <= st.cfg.eager_limit {
+            let ci = st.conn_for(self, dest)?;
+            let item = TxItem {
+                hdr: hdr.encode(),
+                body: TxBody::Borrowed {
+                    ptr: data.as_ptr(),
+                    len: data.len(),
+                },
+                off: 0,
+                done: None,
+            };
+            let queued = st.send_now_or_queue(self, ci, item);
+            drop(st);
+            if queued > TX_BACKPRESSURE {
+                self.block_until(|st| {
+                    if let Some(f) = st.fault_of(dest) {
+                        return Some(Err(f));
+                    }
+                    let c = st.conns.get(ci).and_then(Option::as_ref);
+                    (c.is_none_or(|c| c.tx_bytes <= TX_BACKPRESSURE / 2)).then_some(Ok(()))
+                })?;
+            }
+            return Ok(());
+        }
+        let req = st.reqs.open();
+        st.start_rendezvous(
+            self,
+            dest,
+            hdr,
+            TxBody::Borrowed {
+                ptr: data.as_ptr(),
+                len: data.len(),
+            },
+            req,
+        )?;
+        drop(st);
+        let r = self.wait(req);
+        if r.is_err() {
+            // The buffer must not be read after we return: copy whatever is still queued.
+            self.lock().release_borrowed_send(req);
+        }
+        r.map(|_| ())
+    }
+
+    /// Starts a non-blocking send of an owned payload; returns its request.
+    pub fn isend(
+        &self,
+        dest: u32,
+        ctx: u32,
+        tag: i32,
+        ty: TypeInfo,
+        body: Box<dyn crate::conn::Payload>,
+    ) -> Result<ReqId> {
+        let mut st = self.lock();
+        st.check_usable(dest)?;
+        let len = body.bytes().len();
+        let hdr = st.header(Kind::Eager, ctx, tag, ty, len)?;
+        let req = st.reqs.open();
+        if dest == st.me {
+            st.deliver_local(hdr, body.bytes());
+            st.reqs.complete(req, Ok(Outcome::Sent));
+            return Ok(req);
+        }
+        let body = TxBody::Owned(body);
+        if len <= st.cfg.eager_limit {
+            let ci = st.conn_for(self, dest)?;
+            let item = TxItem {
+                hdr: hdr.encode(),
+                body,
+                off: 0,
+                done: Some(req),
+            };
+            st.send_now_or_queue(self, ci, item);
+        } else {
+            st.start_rendezvous(self, dest, hdr, body, req)?;
+        }
+        st.reqs.set_background(req);
+        drop(st);
+        self.idle.notify_one();
+        Ok(req)
+    }
+
+    /// Posts a receive; returns its request.
+    pub fn post_recv(
+        &self,
+        ctx: u32,
+        src: Option<u32>,
+        tag: Option<i32>,
+        ty: TypeInfo,
+        sink: SinkSpec,
+        background: bool,
+    ) -> Result<ReqId> {
+        let mut st = self.lock();
+        if let Some(s) = src {
+            st.check_rank(s)?;
+        }
+        if let Some(why) = &st.launcher_gone {
+            return Err(Error::LauncherGone {
+                rank: st.me as usize,
+                detail: why.clone(),
+            });
+        }
+        let req = st.reqs.open();
+        let posted = Posted {
+            req,
+            src,
+            tag,
+            ty,
+            sink,
+        };
+        match st.matcher.take_unexpected(ctx, src, tag) {
+            Some(u) => st.match_unexpected(posted, u),
+            None => {
+                if let Some(s) = src {
+                    if let Some(f) = st.fault_of(s) {
+                        st.reqs.forget(req);
+                        return Err(f);
+                    }
+                } else if let Some(e) = st.any_source_fault() {
+                    st.reqs.forget(req);
+                    return Err(e);
+                }
+                st.matcher.push_posted(ctx, posted)
+            }
+        }
+        self.flush_outbox(&mut st);
+        if background {
+            st.reqs.set_background(req);
+            drop(st);
+            self.idle.notify_one();
+        }
+        Ok(req)
+    }
+
+    /// Waits for `req` and returns its outcome.
+    pub fn wait(&self, req: ReqId) -> Result<Outcome> {
+        self.block_until(|st| st.reqs.take(req))
+    }
+
+    /// Makes progress once and returns the outcome of `req` if it has finished.
+    pub fn test(&self, req: ReqId) -> Option<Result<Outcome>> {
+        let mut st = self.lock();
+        self.progress(&mut st);
+        st.reqs.take(req)
+    }
+
+    /// Withdraws `req`: a posted receive is removed, a receive in flight drops its data,
+    /// and the result is forgotten.
+    pub fn cancel(&self, req: ReqId) {
+        let mut st = self.lock();
+        st.matcher.cancel(req);
+        for r in st.rdv_recvs.values_mut() {
+            if r.req == req {
+                r.target = Target::Discard;
+            }
+        }
+        for c in st.conns.iter_mut().flatten() {
+            if let Some(inc) = c.incoming.as_mut() {
+                if matches!(inc.then, Then::Complete(r, _) if r == req) {
+                    inc.target = Target::Discard;
+                }
+            }
+        }
+        st.reqs.forget(req);
+    }
+
+    /// Looks for a matching message without receiving it; blocks if `block`.
+    pub fn probe(
+        &self,
+        ctx: u32,
+        src: Option<u32>,
+        tag: Option<i32>,
+        block: bool,
+    ) -> Result<Option<RawStatus>> {
+        let look = |st: &mut State| -> Option<Result<Option<RawStatus>>> {
+            if let Some(u) = st.matcher.peek_unexpected(ctx, src, tag) {
+                let hdr = u.hdr();
+                return Some(Ok(Some(RawStatus {
+                    src: u.src(),
+                    tag: hdr.tag,
+                    len: hdr.len as usize,
+                })));
+            }
+            let fault = match src {
+                Some(s) => st.fault_of(s),
+                None => st.any_source_fault(),
+            };
+            fault.map(Err).or((!block).then_some(Ok(None)))
+        };
+        if let Some(s) = src {
+            self.lock().check_rank(s)?;
+        }
+        if block {
+            self.block_until(look)
+        } else {
+            let mut st = self.lock();
+            self.progress(&mut st);
+            look(&mut st).unwrap_or(Ok(None))
+        }
+    }
+
+    /// Says goodbye on every open connection and flushes what is queued, for a bounded time.
+    pub fn finalize(&self) {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let mut st = self.lock();
+        for ci in 0..st.conns.len() {
+            if let Some(c) = st.conns[ci].as_mut() {
+                if c.is_open() {
+                    c.queue(TxItem {
+                        hdr: Header::new(Kind::Goodbye).encode(),
+                        body: TxBody::None,
+                        off: 0,
+                        done: None,
+                    });
+                }
+            }
+        }
+        drop(st);
+        let _ = self.block_until_deadline(deadline, |st| {
+            let pending = st
+                .conns
+                .iter()
+                .flatten()
+                .any(|c| c.is_open() && c.wants_write());
+            (!pending).then_some(())
+        });
+        let mut st = self.lock();
+        for ci in 0..st.conns.len() {
+            if let Some(c) = st.conns[ci].take() {
+                self.poller.remove(c.sock.as_raw_fd());
+            }
+        }
+    }
+}
+
+impl State {
+    pub fn io_err(&self, what: impl Into<String>, source: std::io::Error) -> Error {
+        Error::Io {
+            rank: self.me as usize,
+            what: what.into(),
+            source,
+        }
+    }
+
+    pub fn check_rank(&self, r: u32) -> Result<()> {
+        if r >= self.size {
+            return Err(Error::InvalidRank {
+                rank: r as usize,
+                size: self.size as usize,
+            });
+        }
+        Ok(())
+    }
+
+    /// Checks that `dest` can be sent to.
+    fn check_usable(&self, dest: u32) -> Result<()> {
+        self.check_rank(dest)?;
+        if let Some(why) = &self.launcher_gone {
+            return Err(Error::LauncherGone {
+                rank: self.me as usize,
+                detail: why.clone(),
+            });
+        }
+        match self.fault_of(dest) {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// The error for operations involving `rank`, if it can no longer be reached.
+    pub fn fault_of(&self, rank: u32) -> Option<Error> {
+        if let Some(why) = &self.launcher_gone {
+            return Some(Error::LauncherGone {
+                rank: self.me as usize,
+                detail: why.clone(),
+            });
+        }
+        let p = self.peers.get(rank as usize)?;
+        let f = p.fault.as_ref()?;
+        Some(if f.finished {
+            Error::PeerFinished {
+                rank: rank as usize,
+                host: p.info.host.clone(),
+                how: f.detail.clone(),
+            }
+        } else {
+            Error::PeerFailed {
+                rank: rank as usize,
+                host: p.info.host.clone(),
+                detail: f.detail.clone(),
+            }
+        })
+    }
+
+    /// The error for an any-source receive: some rank failed (not merely finished), or
+    /// every other rank has finished.
+    pub fn any_source_fault(&self) -> Option<Error> {
+        if self.launcher_gone.is_some() {
+            return self.fault_of(self.me);
+        }
+        let failed = (0..self.size).find(|&r| {
+            self.peers[r as usize]
+                .fault
+                .as_ref()
+                .is_some_and(|f| !f.finished)
+        });
+        if let Some(r) = failed {
+            return self.fault_of(r);
+        }
+        let all_finished = self.size > 1
+            && (0..self.size)
+                .filter(|&r| r != self.me)
+                .all(|r| self.peers[r as usize].fault.is_some());
+        if all_finished {
+            return self.fault_of((self.me + 1) % self.size);
+        }
+        None
+    }
+
+    fn header(&self, kind: Kind, ctx: u32, tag: i32, ty: TypeInfo, len: usize) -> Result<Header> {
+        if tag < 0 {
+            return Err(Error::InvalidTag(tag));
+        }
+        if len as u64 > self.cfg.limits.message_max {
+            return Err(Error::TooLarge {
+                len: len as u64,
+                limit: self.cfg.limits.message_max,
+            });
+        }
+        Ok(Header {
+            kind,
+            flags: if ty.serde { FLAG_SERDE } else { 0 },
+            ctx,
+            tag,
+            type_sig: ty.sig,
+            elem_size: ty.elem_size,
+            len: len as u64,
+            id: 0,
+        })
+    }
+
+    /// The connection to send to `dest` on, opening one if needed.
+    pub fn conn_for(&mut self, eng: &Engine, dest: u32) -> Result<usize> {
+        if let Some(ci) = self.peers[dest as usize].send_conn {
+            return Ok(ci);
+        }
+        let addr = self.peers[dest as usize].info.addr;
+        let sock = connect_nonblocking(addr, self.cfg.sockbuf).map_err(|e| {
+            let detail = format!("cannot connect to it at {addr}: {e}");
+            self.fail_peer(eng, dest, false, detail.clone());
+            Error::PeerFailed {
+                rank: dest as usize,
+                host: self.peers[dest as usize].info.host.clone(),
+                detail,
+            }
+        })?;
+        let (connector, hello) = Connector::start(self.secret, self.me, self.size)
+            .map_err(|e| self.io_err("make a nonce", e))?;
+        let mut conn = Conn::new(
+            sock,
+            Some(dest),
+            Phase::Connecting(connector, dest),
+            Some(Instant::now() + HANDSHAKE_TIMEOUT),
+        );
+        conn.queue_handshake(&hello);
+        let ci = self.add_conn(eng, conn)?;
+        self.handshaking += 1;
+        self.peers[dest as usize].send_conn = Some(ci);
+        Ok(ci)
+    }
+
+    /// Registers a connection with the poller; returns its index.
+    pub fn add_conn(&mut self, eng: &Engine, mut conn: Conn) -> Result<usize> {
+        let ci = match self.conns.iter().position(Option::is_none) {
+            Some(i) => i,
+            None => {
+                self.conns.push(None);
+                self.conns.len() - 1
+            }
+        };
+        conn.write_interest = true;
+        eng.poller
+            .add(conn.sock.as_raw_fd(), CONN_TOKEN_BASE + ci as u64, true)
+            .map_err(|e| self.io_err("watch a connection", e))?;
+        self.conns[ci] = Some(conn);
+        Ok(ci)
+    }
+
+    /// Writes `item` right away if the connection is idle, else queues it (a borrowed body
+    /// is copied, since a blocking eager send returns at once). Returns the bytes queued.
+    pub(crate) fn send_now_or_queue(&mut self, eng: &Engine, ci: usize, item: TxItem) -> usize {
+        let Some(mut c) = self.conns[ci].take() else {
+            return 0;
+        };
+        c.queue(item);
+        if c.is_open() && c.tx.len() == 1 {
+            let mut done = std::mem::take(&mut self.completed);
+            let r = c.flush(&mut done);
+            self.completed = done;
+            if let Err(e) = r {
+                self.conns[ci] = Some(c);
+                eng.drop_conn(self, ci, crate::progress::Drop::Io(e));
+                self.finish_completed();
+                return 0;
+            }
+        }
+        let own = c.tx.drain(..).map(TxItem::into_owned).collect();
+        c.tx = own;
+        let queued = c.tx_bytes;
+        self.conns[ci] = Some(c);
+        self.update_interest(eng, ci);
+        self.finish_completed();
+        queued
+    }
+
+    /// Completes the sends whose frames were fully written.
+    pub fn finish_completed(&mut self) {
+        let done = std::mem::take(&mut self.completed);
+        for &req in &done {
+            self.reqs.complete(req, Ok(Outcome::Sent));
+            self.changed = true;
+        }
+        self.completed = done;
+        self.completed.clear();
+    }
+
+    /// Watches the connection for writability exactly when it has something to write.
+    pub fn update_interest(&mut self, eng: &Engine, ci: usize) {
+        if let Some(c) = self.conns[ci].as_mut() {
+            let want = c.wants_write() || matches!(c.phase, Phase::Connecting(..));
+            if want != c.write_interest {
+                c.write_interest = want;
+                let _ = eng
+                    .poller
+                    .modify(c.sock.as_raw_fd(), CONN_TOKEN_BASE + ci as u64, want);
+            }
+        }
+    }
+
+    /// Announces a large message and remembers its payload until clear-to-send.
+    fn start_rendezvous(
+        &mut self,
+        eng: &Engine,
+        dest: u32,
+        hdr: Header,
+        body: TxBody,
+        req: ReqId,
+    ) -> Result<()> {
+        let ci = self.conn_for(eng, dest)?;
+        self.next_rdv += 1;
+        let id = self.next_rdv;
+        let mut rts = hdr;
+        rts.kind = Kind::Rts;
+        rts.id = id;
+        self.rdv_sends.insert(
+            id,
+            RdvSend {
+                dest,
+                hdr: rts,
+                body,
+                req,
+            },
+        );
+        let item = TxItem {
+            hdr: rts.encode(),
+            body: TxBody::None,
+            off: 0,
+            done: None,
+        };
+        self.send_now_or_queue(eng, ci, item);
+        Ok(())
+    }
+
+    /// After a failed blocking send: nothing may keep pointing into the caller's buffer.
+    fn release_borrowed_send(&mut self, req: ReqId) {
+        self.rdv_sends.retain(|_, s| s.req != req);
+        for c in self.conns.iter_mut().flatten() {
+            let items = std::mem::take(&mut c.tx);
+            c.tx = items
+                .into_iter()
+                .map(|it| {
+                    if it.done == Some(req) {
+                        it.into_owned()
+                    } else {
+                        it
+                    }
+                })
+                .collect();
+        }
+        self.reqs.forget(req);
+    }
+
+    /// A send to this rank itself: straight into matching.
+    fn deliver_local(&mut self, hdr: Header, data: &[u8]) {
+        let mut buf = AlignedBuf::zeroed(data.len(), AlignedBuf::guess_align(hdr.elem_size))
+            .expect("a buffer the size of an existing slice can be allocated");
+        buf.as_mut_slice().copy_from_slice(data);
+        let me = self.me;
+        match self.matcher.take_posted(hdr.ctx, me, hdr.tag) {
+            Some(p) => self.fill_posted(p, me, hdr, buf),
+            None => self.matcher.push_unexpected(
+                hdr.ctx,
+                Unexpected::Eager {
+                    src: me,
+                    hdr,
+                    data: buf,
+                },
+            ),
+        }
+        self.changed = true;
+    }
+
+    /// Completes a posted receive with a complete message held in `data`.
+    pub fn fill_posted(&mut self, p: Posted, src: u32, hdr: Header, data: AlignedBuf) {
+        let status = RawStatus {
+            src,
+            tag: hdr.tag,
+            len: hdr.len as usize,
+        };
+        let r = match self.check_posted(&p, src, &hdr) {
+            Err(e) => Err(e),
+            Ok(()) => match p.sink {
+                SinkSpec::User { ptr, .. } => {
+                    // SAFETY: check_posted verified len <= cap; the lender waits on `p.req`.
+                    unsafe {
+                        std::ptr::copy_nonoverlapping(data.as_slice().as_ptr(), ptr, data.len())
+                    };
+                    Ok(Outcome::Received { status, data: None })
+                }
+                SinkSpec::Owned { .. } => Ok(Outcome::Received {
+                    status,
+                    data: Some(data),
+                }),
+            },
+        };
+        self.reqs.complete(p.req, r);
+        self.changed = true;
+    }
+
+    /// Checks type and size of a message against the receive it matched.
+    pub fn check_posted(&self, p: &Posted, src: u32, hdr: &Header) -> Result<()> {
+        if let Err(detail) =
+            p.ty.check(hdr.type_sig, hdr.elem_size, hdr.flags & FLAG_SERDE != 0)
+        {
+            return Err(Error::TypeMismatch {
+                source_rank: src as usize,
+                tag: hdr.tag,
+                expected: p.ty.name,
+                detail,
+            });
+        }
+        if let SinkSpec::User { cap, .. } = p.sink {
+            if hdr.len as usize > cap {
+                return Err(Error::Truncated {
+                    source_rank: src as usize,
+                    tag: hdr.tag,
+                    len: hdr.len as usize,
+                    capacity: cap,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// A newly posted receive found its message among the unexpected ones.
+    fn match_unexpected(&mut self, p: Posted, u: Unexpected) {
+        match u {
+            Unexpected::Eager { src, hdr, data } => self.fill_posted(p, src, hdr, data),
+            Unexpected::Rts { src, hdr } => self.accept_rendezvous(p, src, hdr),
+        }
+    }
+
+    /// Answers an announcement with clear-to-send and prepares where the data will go.
+    pub fn accept_rendezvous(&mut self, p: Posted, src: u32, hdr: Header) {
+        let (target, error) = match self.check_posted(&p, src, &hdr) {
+            Err(e) => (Target::Discard, Some(e)),
+            Ok(()) => match p.sink {
+                SinkSpec::User { ptr, cap } => (Target::User { ptr, cap }, None),
+                SinkSpec::Owned { align } => match AlignedBuf::zeroed(hdr.len as usize, align) {
+                    Some(b) => (Target::Owned(b), None),
+                    None => (
+                        Target::Discard,
+                        Some(Error::Io {
+                            rank: self.me as usize,
+                            what: format!(
+                                "allocate {} bytes for a message from rank {src}",
+                                hdr.len
+                            ),
+                            source: std::io::ErrorKind::OutOfMemory.into(),
+                        }),
+                    ),
+                },
+            },
+        };
+        self.rdv_recvs.insert(
+            (src, hdr.id),
+            RdvRecv {
+                hdr,
+                target,
+                req: p.req,
+                error,
+            },
+        );
+        let mut cts = Header::new(Kind::Cts);
+        cts.id = hdr.id;
+        self.outbox.push((
+            src,
+            TxItem {
+                hdr: cts.encode(),
+                body: TxBody::None,
+                off: 0,
+                done: None,
+            },
+        ));
+        self.changed = true;
+    }
+
+    /// Starts receiving a payload announced by `hdr` on connection `c` from `src`.
+    pub fn begin_incoming(&mut self, src: u32, hdr: Header) -> Incoming {
+        match self.matcher.take_posted(hdr.ctx, src, hdr.tag) {
+            Some(p) => {
+                let (target, err) = match self.check_posted(&p, src, &hdr) {
+                    Err(e) => (Target::Discard, Some(e)),
+                    Ok(()) => match p.sink {
+                        SinkSpec::User { ptr, cap } => (Target::User { ptr, cap }, None),
+                        SinkSpec::Owned { align } => (
+                            Target::Owned(
+                                AlignedBuf::zeroed(hdr.len as usize, align)
+                                    .expect("eager lengths are bounded by the decoder"),
+                            ),
+                            None,
+                        ),
+                    },
+                };
+                Incoming {
+                    hdr,
+                    filled: 0,
+                    target,
+                    then: Then::Complete(p.req, err),
+                }
+            }
+            None => Incoming {
+                hdr,
+                filled: 0,
+                target: Target::Owned(
+                    AlignedBuf::zeroed(hdr.len as usize, AlignedBuf::guess_align(hdr.elem_size))
+                        .expect("eager lengths are bounded by the decoder"),
+                ),
+                then: Then::Deliver,
+            },
+        }
+    }
+
+    /// Marks `rank` unreachable and fails every operation that involves it.
+    pub fn fail_peer(&mut self, eng: &Engine, rank: u32, finished: bool, detail: String) {
+        let Some(peer) = self.peers.get_mut(rank as usize) else {
+            return;
+        };
+        if peer.fault.is_some() {
+            return;
+        }
+        peer.fault = Some(Fault { finished, detail });
+        peer.send_conn = None;
+        self.changed = true;
+        // Close its connections; requests waiting on their queued frames fail.
+        for ci in 0..self.conns.len() {
+            if self.conns[ci]
+                .as_ref()
+                .is_some_and(|c| c.peer == Some(rank))
+            {
+                let c = self.conns[ci].take().expect("checked above");
+                eng.poller.remove(c.sock.as_raw_fd());
+                if !c.is_open() {
+                    self.handshaking = self.handshaking.saturating_sub(1);
+                }
+                let reqs = c.tx.iter().filter_map(|it| it.done);
+                let in_flight = match c.incoming {
+                    Some(Incoming {
+                        then: Then::Complete(req, _),
+                        ..
+                    }) => Some(req),
+                    _ => None,
+                };
+                for req in reqs.chain(in_flight).collect::<Vec<_>>() {
+                    let e = self.fault_of(rank).unwrap_or_else(|| err_gone(rank));
+                    self.reqs.complete(req, Err(e));
+                }
+            }
+        }
+        let doomed: Vec<ReqId> = self
+            .rdv_sends
+            .iter()
+            .filter(|(_, s)| s.dest == rank)
+            .map(|(_, s)| s.req)
+            .collect();
+        self.rdv_sends.retain(|_, s| s.dest != rank);
+        let doomed_recvs: Vec<ReqId> = self
+            .rdv_recvs
+            .iter()
+            .filter(|((src, _), _)| *src == rank)
+            .map(|(_, r)| r.req)
+            .collect();
+        self.rdv_recvs.retain(|(src, _), _| *src != rank);
+        self.matcher.forget_rts_from(rank);
+        let posted = self
+            .matcher
+            .drain_posted(|p| p.src == Some(rank) || (p.src.is_none() && !finished));
+        let all_finished = self.any_source_fault().is_some();
+        let posted_any = if all_finished {
+            self.matcher.drain_posted(|p| p.src.is_none())
+        } else {
+            Vec::new()
+        };
+        for req in doomed.into_iter().chain(doomed_recvs) {
+            let e = self.fault_of(rank).unwrap_or_else(|| err_gone(rank));
+            self.reqs.complete(req, Err(e));
+        }
+        for p in posted.into_iter().chain(posted_any) {
+            let e = match p.src {
+                Some(_) => self.fault_of(rank),
+                None => self.any_source_fault(),
+            }
+            .unwrap_or_else(|| err_gone(rank));
+            self.reqs.complete(p.req, Err(e));
+        }
+    }
+}
+
+fn err_gone(rank: u32) -> Error {
+    Error::PeerFailed {
+        rank: rank as usize,
+        host: "?".into(),
+        detail: "connection lost".into(),
+    }
+}
+
+/// Starts a non-blocking TCP connect with the data-path socket options.
+fn connect_nonblocking(addr: SocketAddr, sockbuf: usize) -> std::io::Result<TcpStream> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let s = Socket::new(
+        Domain::for_address(addr),
+        Type::STREAM.cloexec(),
+        Some(Protocol::TCP),
+    )?;
+    tune_socket(&s, sockbuf)?;
+    s.set_nonblocking(true)?;
+    match s.connect(&addr.into()) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+        Err(e) => return Err(e),
+    }
+    Ok(s.into())
+}
+
+/// Socket options every data-path socket gets: no Nagle delay, and large buffers so a
+/// megabyte moves in few system calls.
+pub(crate) fn tune_socket(s: &socket2::Socket, sockbuf: usize) -> std::io::Result<()> {
+    s.set_nodelay(true)?;
+    if sockbuf > 0 {
+        // Best effort: the kernel caps these at net.core.{w,r}mem_max.
+        let _ = s.set_send_buffer_size(sockbuf);
+        let _ = s.set_recv_buffer_size(sockbuf);
+    }
+    Ok(())
+}

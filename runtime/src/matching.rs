@@ -1,0 +1,224 @@
+//! Message matching: the posted-receive queue and the unexpected-message queue of each
+//! communicator context.
+//!
+//! An arriving message matches the earliest posted receive whose source and tag filters
+//! accept it; a newly posted receive matches the earliest unexpected message it accepts.
+//! Because each sender's messages are handed over in the order they arrived on one
+//! connection, two messages from one sender with one tag are never overtaken (MPI's
+//! ordering rule). Any-source and any-tag receives are filters set to `None`.
+
+use std::collections::{HashMap, VecDeque};
+
+use crate::buf::AlignedBuf;
+use crate::datatype::TypeInfo;
+use crate::frame::Header;
+use crate::request::ReqId;
+
+/// Where a receive wants its payload.
+pub(crate) enum SinkSpec {
+    /// The caller's buffer, which outlives the receive (a blocking `recv_into`).
+    User { ptr: *mut u8, cap: usize },
+    /// A new buffer of the message's length, aligned for the element type.
+    Owned { align: usize },
+}
+
+// SAFETY: the pointer in `User` is only dereferenced under the engine lock while the
+// blocking call that lent the buffer is waiting for this very receive.
+unsafe impl Send for SinkSpec {}
+
+/// A receive waiting for its message.
+pub(crate) struct Posted {
+    pub req: ReqId,
+    /// World rank of the wanted sender, `None` for any source.
+    pub src: Option<u32>,
+    /// Wanted tag, `None` for any tag.
+    pub tag: Option<i32>,
+    /// Expected element type.
+    pub ty: TypeInfo,
+    pub sink: SinkSpec,
+}
+
+impl Posted {
+    fn accepts(&self, src: u32, tag: i32) -> bool {
+        self.src.is_none_or(|s| s == src) && self.tag.is_none_or(|t| t == tag)
+    }
+}
+
+/// A message that arrived before a receive for it was posted.
+pub(crate) enum Unexpected {
+    /// A complete eager message.
+    Eager {
+        src: u32,
+        hdr: Header,
+        data: AlignedBuf,
+    },
+    /// An announced large message; its payload stays with the sender until matched.
+    Rts { src: u32, hdr: Header },
+}
+
+impl Unexpected {
+    pub fn src(&self) -> u32 {
+        match self {
+            Unexpected::Eager { src, .. } | Unexpected::Rts { src, .. } => *src,
+        }
+    }
+
+    pub fn hdr(&self) -> &Header {
+        match self {
+            Unexpected::Eager { hdr, .. } | Unexpected::Rts { hdr, .. } => hdr,
+        }
+    }
+}
+
+#[derive(Default)]
+struct Queues {
+    posted: VecDeque<Posted>,
+    unexpected: VecDeque<Unexpected>,
+}
+
+/// The matching state of every context.
+#[derive(Default)]
+pub(crate) struct Matcher {
+    ctxs: HashMap<u32, Queues>,
+}
+
+impl Matcher {
+    /// Removes and returns the earliest posted receive in `ctx` accepting (src, tag).
+    pub fn take_posted(&mut self, ctx: u32, src: u32, tag: i32) -> Option<Posted> {
+        let q = self.ctxs.get_mut(&ctx)?;
+        let i = q.posted.iter().position(|p| p.accepts(src, tag))?;
+        q.posted.remove(i)
+    }
+
+    /// Removes and returns the earliest unexpected message in `ctx` accepted by the filters.
+    pub fn take_unexpected(
+        &mut self,
+        ctx: u32,
+        src: Option<u32>,
+        tag: Option<i32>,
+    ) -> Option<Unexpected> {
+        let q = self.ctxs.get_mut(&ctx)?;
+        let i = q.unexpected.iter().position(|u| filter(u, src, tag))?;
+        q.unexpected.remove(i)
+    }
+
+    /// The earliest unexpected message accepted by the filters, left in place (probe).
+    pub fn peek_unexpected(
+        &self,
+        ctx: u32,
+        src: Option<u32>,
+        tag: Option<i32>,
+    ) -> Option<&Unexpected> {
+        self.ctxs
+            .get(&ctx)?
+            .unexpected
+            .iter()
+            .find(|u| filter(u, src, tag))
+    }
+
+    pub fn push_posted(&mut self, ctx: u32, p: Posted) {
+        self.ctxs.entry(ctx).or_default().posted.push_back(p);
+    }
+
+    pub fn push_unexpected(&mut self, ctx: u32, u: Unexpected) {
+        self.ctxs.entry(ctx).or_default().unexpected.push_back(u);
+    }
+
+    /// Removes the posted receive of `req`, if it is still waiting.
+    pub fn cancel(&mut self, req: ReqId) -> Option<Posted> {
+        for q in self.ctxs.values_mut() {
+            if let Some(i) = q.posted.iter().position(|p| p.req == req) {
+                return q.posted.remove(i);
+            }
+        }
+        None
+    }
+
+    /// Removes every posted receive for which `doomed` says yes.
+    pub fn drain_posted(&mut self, mut doomed: impl FnMut(&Posted) -> bool) -> Vec<Posted> {
+        let mut out = Vec::new();
+        for q in self.ctxs.values_mut() {
+            let mut keep = VecDeque::with_capacity(q.posted.len());
+            for p in q.posted.drain(..) {
+                if doomed(&p) {
+                    out.push(p);
+                } else {
+                    keep.push_back(p);
+                }
+            }
+            q.posted = keep;
+        }
+        out
+    }
+
+    /// Drops the unexpected rendezvous announcements from `src` (their payload can no
+    /// longer come).
+    pub fn forget_rts_from(&mut self, src: u32) {
+        for q in self.ctxs.values_mut() {
+            q.unexpected
+                .retain(|u| !matches!(u, Unexpected::Rts { src: s, .. } if *s == src));
+        }
+    }
+}
+
+fn filter(u: &Unexpected, src: Option<u32>, tag: Option<i32>) -> bool {
+    src.is_none_or(|s| s == u.src()) && tag.is_none_or(|t| t == u.hdr().tag)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::Kind;
+
+    fn eager(src: u32, tag: i32, byte: u8) -> Unexpected {
+        let mut hdr = Header::new(Kind::Eager);
+        hdr.tag = tag;
+        hdr.len = 1;
+        let mut data = AlignedBuf::zeroed(1, 1).unwrap();
+        data.as_mut_slice()[0] = byte;
+        Unexpected::Eager { src, hdr, data }
+    }
+
+    fn posted(req: ReqId, src: Option<u32>, tag: Option<i32>) -> Posted {
+        Posted {
+            req,
+            src,
+            tag,
+            ty: TypeInfo::BYTES,
+            sink: SinkSpec::Owned { align: 1 },
+        }
+    }
+
+    #[test]
+    fn unexpected_messages_match_in_arrival_order_per_filter() {
+        let mut m = Matcher::default();
+        m.push_unexpected(0, eager(1, 5, b'a'));
+        m.push_unexpected(0, eager(2, 5, b'b'));
+        m.push_unexpected(0, eager(1, 5, b'c'));
+        m.push_unexpected(1, eager(1, 5, b'x'));
+        let first = |m: &mut Matcher, src, tag| match m.take_unexpected(0, src, tag) {
+            Some(Unexpected::Eager { data, .. }) => data.as_slice()[0],
+            _ => panic!("no match"),
+        };
+        assert_eq!(first(&mut m, Some(1), Some(5)), b'a');
+        assert_eq!(first(&mut m, None, None), b'b');
+        assert_eq!(first(&mut m, None, Some(5)), b'c');
+        assert!(m.take_unexpected(0, None, None).is_none());
+        assert!(m.peek_unexpected(1, Some(1), None).is_some());
+    }
+
+    #[test]
+    fn posted_receives_match_earliest_accepting() {
+        let mut m = Matcher::default();
+        m.push_posted(0, posted(1, Some(3), None));
+        m.push_posted(0, posted(2, None, Some(9)));
+        m.push_posted(0, posted(3, None, None));
+        assert_eq!(m.take_posted(0, 4, 9).unwrap().req, 2);
+        assert_eq!(m.take_posted(0, 3, 9).unwrap().req, 1);
+        assert_eq!(m.take_posted(0, 3, 9).unwrap().req, 3);
+        assert!(m.take_posted(0, 3, 9).is_none());
+        m.push_posted(0, posted(4, None, None));
+        assert_eq!(m.cancel(4).unwrap().req, 4);
+        assert!(m.cancel(4).is_none());
+    }
+}

@@ -1,0 +1,502 @@
+//! One progress pass: take what epoll reports ready and act on it — accept and
+//! authenticate connections, read frames and hand them to matching, write queued frames,
+//! and follow the launcher's control messages.
+
+use std::io;
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+
+use crate::conn::{Conn, Incoming, PayloadRead, Phase, Target, Then, TxItem};
+use crate::contract::{ControlMsg, ExitKind};
+use crate::engine::{
+    Engine, State, CONN_TOKEN_BASE, CONTROL_TOKEN, HANDSHAKE_TIMEOUT, LISTENER_TOKEN,
+};
+use crate::frame::{Header, Kind, HEADER_LEN};
+use crate::handshake::{Acceptor, HELLO_LEN, PROOF_LEN, REPLY_LEN};
+use crate::matching::Unexpected;
+use crate::poller::Poller;
+use crate::request::{Outcome, RawStatus};
+
+/// Frames handled per readiness event before other connections get a turn.
+const FRAMES_PER_TURN: usize = 64;
+/// Unauthenticated connections accepted at once; more are refused (connection floods).
+const MAX_HANDSHAKING: usize = 256;
+
+/// Why a connection is being dropped.
+pub(crate) enum Drop {
+    /// I/O error or EOF.
+    Io(io::Error),
+    /// The peer broke the protocol (after authenticating) or failed authentication.
+    Protocol(String),
+}
+
+impl Engine {
+    /// Handles everything that is ready now, without blocking.
+    pub(crate) fn progress(&self, st: &mut State) {
+        let mut evs = std::mem::take(&mut st.scratch);
+        evs.clear();
+        if let Err(e) = self.poller.wait(&mut evs, Some(Duration::ZERO)) {
+            st.log.warn(format_args!("epoll_wait failed: {e}"));
+        }
+        for ev in &evs {
+            match ev.token {
+                LISTENER_TOKEN => self.accept_all(st),
+                CONTROL_TOKEN => self.read_control(st),
+                Poller::WAKE_TOKEN => self.poller.drain_wake(),
+                t => self.conn_ready(st, (t - CONN_TOKEN_BASE) as usize, ev.writable),
+            }
+        }
+        st.scratch = evs;
+        if st.handshaking > 0 {
+            self.expire_handshakes(st);
+        }
+        self.flush_outbox(st);
+        if st.changed {
+            st.changed = false;
+            if st.followers_waiting > 0 {
+                self.followers.notify_all();
+            }
+            if st.leader_busy {
+                self.poller.wake();
+            }
+        }
+    }
+
+    /// Sends the control frames (clear-to-send, rendezvous data) queued while a
+    /// connection was being worked on.
+    pub(crate) fn flush_outbox(&self, st: &mut State) {
+        while !st.outbox.is_empty() {
+            let batch = std::mem::take(&mut st.outbox);
+            for (dest, item) in batch {
+                if st.peers[dest as usize].fault.is_some() {
+                    if let Some(req) = item.done {
+                        let e = st.fault_of(dest).expect("peer has a fault");
+                        st.reqs.complete(req, Err(e));
+                    }
+                    continue;
+                }
+                match st.conn_for(self, dest) {
+                    Ok(ci) => {
+                        st.send_now_or_queue(self, ci, item);
+                    }
+                    Err(e) => {
+                        if let Some(req) = item.done {
+                            st.reqs.complete(req, Err(e));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn accept_all(&self, st: &mut State) {
+        loop {
+            let Some(listener) = st.listener.as_ref() else {
+                return;
+            };
+            match listener.accept() {
+                Ok((sock, from)) => {
+                    if st.handshaking >= MAX_HANDSHAKING {
+                        st.log.warn(format_args!(
+                            "refused a connection from {from}: {MAX_HANDSHAKING} handshakes already in progress"
+                        ));
+                        continue;
+                    }
+                    let setup = sock.set_nonblocking(true).and_then(|()| {
+                        crate::engine::tune_socket(&socket2::SockRef::from(&sock), st.cfg.sockbuf)
+                    });
+                    if let Err(e) = setup {
+                        st.log
+                            .warn(format_args!("dropped a connection from {from}: {e}"));
+                        continue;
+                    }
+                    let conn = Conn::new(
+                        sock,
+                        None,
+                        Phase::AwaitHello,
+                        Some(Instant::now() + HANDSHAKE_TIMEOUT),
+                    );
+                    if st.add_conn(self, conn).is_ok() {
+                        st.handshaking += 1;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    // EMFILE and friends: say so, and try again on the next pass.
+                    st.log.warn(format_args!("accept failed: {e}"));
+                    return;
+                }
+            }
+        }
+    }
+
+    fn read_control(&self, st: &mut State) {
+        let Some(ctl) = st.control.as_mut() else {
+            return;
+        };
+        let mut buf = [0u8; 4096];
+        let gone = loop {
+            match io::Read::read(ctl, &mut buf) {
+                Ok(0) => break Some("its control connection closed".to_string()),
+                Ok(n) => st.control_rx.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break None,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => break Some(format!("reading the control connection failed: {e}")),
+            }
+        };
+        loop {
+            if st.control_rx.len() < 4 {
+                break;
+            }
+            let prefix = [
+                st.control_rx[0],
+                st.control_rx[1],
+                st.control_rx[2],
+                st.control_rx[3],
+            ];
+            let len = match ControlMsg::body_len(prefix) {
+                Ok(l) => l,
+                Err(e) => {
+                    self.launcher_lost(st, e.to_string());
+                    return;
+                }
+            };
+            if st.control_rx.len() < 4 + len {
+                break;
+            }
+            let msg = ControlMsg::from_body(&st.control_rx[4..4 + len]);
+            st.control_rx.drain(..4 + len);
+            match msg {
+                Ok(ControlMsg::PeerExited { rank, how }) if rank != st.me => {
+                    let finished = how == ExitKind::Code(0);
+                    st.fail_peer(self, rank, finished, how_text(how));
+                }
+                Ok(_) => {}
+                Err(e) => st.log.warn(format_args!("ignored a control message: {e}")),
+            }
+        }
+        if let Some(why) = gone {
+            self.launcher_lost(st, why);
+        }
+    }
+
+    /// The launcher is gone: every pending operation fails, and so will every new one.
+    fn launcher_lost(&self, st: &mut State, why: String) {
+        if let Some(c) = st.control.take() {
+            self.poller.remove(c.as_raw_fd());
+        }
+        st.launcher_gone = Some(why);
+        for req in st.reqs.pending() {
+            let e = st.fault_of(st.me).expect("launcher_gone is set");
+            st.reqs.complete(req, Err(e));
+        }
+        st.changed = true;
+    }
+
+    fn expire_handshakes(&self, st: &mut State) {
+        let now = Instant::now();
+        for ci in 0..st.conns.len() {
+            let expired = st.conns[ci]
+                .as_ref()
+                .is_some_and(|c| c.deadline.is_some_and(|d| d <= now));
+            if expired {
+                self.drop_conn(
+                    st,
+                    ci,
+                    Drop::Protocol(format!(
+                        "handshake not finished within {HANDSHAKE_TIMEOUT:?}"
+                    )),
+                );
+            }
+        }
+    }
+
+    fn conn_ready(&self, st: &mut State, ci: usize, writable: bool) {
+        let Some(mut c) = st.conns.get_mut(ci).and_then(Option::take) else {
+            return;
+        };
+        let r = self.drive(st, ci, &mut c, writable);
+        st.conns[ci] = Some(c);
+        match r {
+            Ok(()) => st.update_interest(self, ci),
+            Err(d) => self.drop_conn(st, ci, d),
+        }
+        st.finish_completed();
+    }
+
+    /// Moves bytes on one connection in both directions.
+    fn drive(&self, st: &mut State, ci: usize, c: &mut Conn, writable: bool) -> Result<(), Drop> {
+        if let Phase::Connecting(..) = c.phase {
+            if !writable {
+                return Ok(());
+            }
+            if let Some(e) = c.sock.take_error().map_err(Drop::Io)? {
+                return Err(Drop::Io(e));
+            }
+            let Phase::Connecting(conn, rank) = std::mem::replace(&mut c.phase, Phase::Open) else {
+                unreachable!("checked above")
+            };
+            c.phase = Phase::AwaitReply(conn, rank);
+        }
+        let mut done = std::mem::take(&mut st.completed);
+        let r = c.flush(&mut done);
+        st.completed = done;
+        r.map_err(Drop::Io)?;
+        self.read_frames(st, ci, c)?;
+        let mut done = std::mem::take(&mut st.completed);
+        let r = c.flush(&mut done);
+        st.completed = done;
+        r.map_err(Drop::Io)
+    }
+
+    /// Reads handshake messages and frames until the socket has no more.
+    fn read_frames(&self, st: &mut State, ci: usize, c: &mut Conn) -> Result<(), Drop> {
+        for _ in 0..FRAMES_PER_TURN {
+            if c.incoming.is_some() {
+                match c.read_payload().map_err(Drop::Io)? {
+                    PayloadRead::Done => {
+                        let inc = c.incoming.take().expect("checked above");
+                        self.finish_incoming(
+                            st,
+                            c.peer.expect("open connections know their peer"),
+                            inc,
+                        );
+                        continue;
+                    }
+                    PayloadRead::WouldBlock => return Ok(()),
+                }
+            }
+            let phase = std::mem::replace(&mut c.phase, Phase::Open);
+            match phase {
+                Phase::Open => {
+                    if !c.need(HEADER_LEN).map_err(Drop::Io)? {
+                        return Ok(());
+                    }
+                    let bytes: [u8; HEADER_LEN] =
+                        c.staged()[..HEADER_LEN].try_into().expect("length checked");
+                    let hdr = Header::decode(&bytes, &st.cfg.limits)
+                        .map_err(|e| Drop::Protocol(format!("malformed frame: {e}")))?;
+                    c.consume(HEADER_LEN);
+                    let src = c.peer.expect("open connections know their peer");
+                    self.on_frame(st, c, src, hdr)?;
+                }
+                Phase::Connecting(..) => {
+                    c.phase = phase;
+                    return Ok(());
+                }
+                Phase::AwaitReply(connector, rank) => {
+                    if !c.need(REPLY_LEN).map_err(Drop::Io)? {
+                        c.phase = Phase::AwaitReply(connector, rank);
+                        return Ok(());
+                    }
+                    let reply: [u8; REPLY_LEN] =
+                        c.staged()[..REPLY_LEN].try_into().expect("length checked");
+                    c.consume(REPLY_LEN);
+                    let (theirs, proof) = connector
+                        .finish(&reply, rank)
+                        .map_err(|e| Drop::Protocol(e.to_string()))?;
+                    c.queue_handshake(&proof);
+                    c.arch = Some(theirs.arch);
+                    self.opened(st, ci, c);
+                }
+                Phase::AwaitHello => {
+                    if !c.need(HELLO_LEN).map_err(Drop::Io)? {
+                        c.phase = Phase::AwaitHello;
+                        return Ok(());
+                    }
+                    let hello: [u8; HELLO_LEN] =
+                        c.staged()[..HELLO_LEN].try_into().expect("length checked");
+                    c.consume(HELLO_LEN);
+                    let (acceptor, reply) = Acceptor::answer(st.secret, st.me, st.size, &hello)
+                        .map_err(|e| Drop::Protocol(e.to_string()))?;
+                    c.queue_handshake(&reply);
+                    c.phase = Phase::AwaitProof(acceptor);
+                }
+                Phase::AwaitProof(acceptor) => {
+                    if !c.need(PROOF_LEN).map_err(Drop::Io)? {
+                        c.phase = Phase::AwaitProof(acceptor);
+                        return Ok(());
+                    }
+                    let proof: [u8; PROOF_LEN] =
+                        c.staged()[..PROOF_LEN].try_into().expect("length checked");
+                    c.consume(PROOF_LEN);
+                    let theirs = acceptor
+                        .finish(&proof)
+                        .map_err(|e| Drop::Protocol(e.to_string()))?;
+                    c.peer = Some(theirs.rank);
+                    c.arch = Some(theirs.arch);
+                    self.opened(st, ci, c);
+                    if st.peers[theirs.rank as usize].fault.is_some() {
+                        return Err(Drop::Protocol("the rank was already declared gone".into()));
+                    }
+                    let peer = &mut st.peers[theirs.rank as usize];
+                    peer.send_conn.get_or_insert(ci);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A handshake finished.
+    fn opened(&self, st: &mut State, _ci: usize, c: &mut Conn) {
+        c.phase = Phase::Open;
+        c.deadline = None;
+        st.handshaking = st.handshaking.saturating_sub(1);
+    }
+
+    /// Acts on one decoded frame from `src`.
+    fn on_frame(&self, st: &mut State, c: &mut Conn, src: u32, hdr: Header) -> Result<(), Drop> {
+        match hdr.kind {
+            Kind::Eager => {
+                let inc = st.begin_incoming(src, hdr);
+                if hdr.len == 0 {
+                    self.finish_incoming(st, src, inc);
+                } else {
+                    c.incoming = Some(inc);
+                }
+            }
+            Kind::Rts => match st.matcher.take_posted(hdr.ctx, src, hdr.tag) {
+                Some(p) => st.accept_rendezvous(p, src, hdr),
+                None => st
+                    .matcher
+                    .push_unexpected(hdr.ctx, Unexpected::Rts { src, hdr }),
+            },
+            Kind::Cts => {
+                let send = st
+                    .rdv_sends
+                    .remove(&hdr.id)
+                    .filter(|s| s.dest == src)
+                    .ok_or_else(|| {
+                        Drop::Protocol(format!("clear-to-send for unknown message {}", hdr.id))
+                    })?;
+                let mut data = send.hdr;
+                data.kind = Kind::Data;
+                st.outbox.push((
+                    src,
+                    TxItem {
+                        hdr: data.encode(),
+                        body: send.body,
+                        off: 0,
+                        done: Some(send.req),
+                    },
+                ));
+            }
+            Kind::Data => {
+                let r = st.rdv_recvs.remove(&(src, hdr.id)).ok_or_else(|| {
+                    Drop::Protocol(format!("data for unknown message {}", hdr.id))
+                })?;
+                if r.hdr.len != hdr.len {
+                    return Err(Drop::Protocol(format!(
+                        "data of {} bytes for a message announced as {} bytes",
+                        hdr.len, r.hdr.len
+                    )));
+                }
+                let inc = Incoming {
+                    hdr: r.hdr,
+                    filled: 0,
+                    target: r.target,
+                    then: Then::Complete(r.req, r.error),
+                };
+                if hdr.len == 0 {
+                    self.finish_incoming(st, src, inc);
+                } else {
+                    c.incoming = Some(inc);
+                }
+            }
+            Kind::Goodbye => c.goodbye = true,
+        }
+        st.changed = true;
+        Ok(())
+    }
+
+    /// A payload is complete: finish its receive or queue it as unexpected.
+    fn finish_incoming(&self, st: &mut State, src: u32, inc: Incoming) {
+        let hdr = inc.hdr;
+        let status = RawStatus {
+            src,
+            tag: hdr.tag,
+            len: hdr.len as usize,
+        };
+        match inc.then {
+            Then::Complete(req, Some(e)) => st.reqs.complete(req, Err(e)),
+            Then::Complete(req, None) => {
+                let data = match inc.target {
+                    Target::Owned(b) => Some(b),
+                    Target::User { .. } | Target::Discard => None,
+                };
+                st.reqs
+                    .complete(req, Ok(Outcome::Received { status, data }));
+            }
+            Then::Deliver => {
+                let Target::Owned(data) = inc.target else {
+                    return;
+                };
+                match st.matcher.take_posted(hdr.ctx, src, hdr.tag) {
+                    Some(p) => st.fill_posted(p, src, hdr, data),
+                    None => st
+                        .matcher
+                        .push_unexpected(hdr.ctx, Unexpected::Eager { src, hdr, data }),
+                }
+            }
+        }
+        st.changed = true;
+    }
+
+    /// Closes a connection. For an authenticated peer (or one we dialled) that ends the
+    /// peer; for a stranger it is logged (rate-limited) and nothing else happens.
+    pub(crate) fn drop_conn(&self, st: &mut State, ci: usize, why: Drop) {
+        let Some(c) = st.conns[ci].as_ref() else {
+            return;
+        };
+        let known = c.is_open() || matches!(c.phase, Phase::Connecting(..) | Phase::AwaitReply(..));
+        let (peer, goodbye) = (c.peer, c.goodbye);
+        let from = c
+            .sock
+            .peer_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_else(|_| "an unknown address".into());
+        let why_text = match &why {
+            Drop::Io(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                "connection closed".to_string()
+            }
+            Drop::Io(e) => e.to_string(),
+            Drop::Protocol(s) => s.clone(),
+        };
+        match peer {
+            Some(rank) if known => {
+                let (finished, detail) = match why {
+                    Drop::Io(_) if goodbye => (true, "finalized".to_string()),
+                    Drop::Io(_) => (
+                        false,
+                        format!("lost the connection ({why_text}); did it crash?"),
+                    ),
+                    Drop::Protocol(_) => (
+                        false,
+                        format!("protocol error, connection dropped: {why_text}"),
+                    ),
+                };
+                // Closes every connection to the rank and fails what waits on them.
+                st.fail_peer(self, rank, finished, detail);
+            }
+            _ => st.log.warn(format_args!(
+                "dropped an unauthenticated connection from {from}: {why_text}"
+            )),
+        }
+        if let Some(c) = st.conns[ci].take() {
+            self.poller.remove(c.sock.as_raw_fd());
+            if !c.is_open() {
+                st.handshaking = st.handshaking.saturating_sub(1);
+            }
+        }
+    }
+}
+
+/// A peer's exit in words.
+fn how_text(how: ExitKind) -> String {
+    match how {
+        ExitKind::Code(0) => "exited (code 0)".into(),
+        ExitKind::Code(c) => format!("exited with code {c}"),
+        ExitKind::Signal(s) => format!("was killed by signal {s}"),
+    }
+}
