@@ -163,6 +163,14 @@ impl Communicator {
         Some(self.inner.engine.host(w))
     }
 
+    /// The address this rank accepts peer connections on (`None` in a singleton). Meant
+    /// for diagnostics and for tests that poke at a rank's port.
+    #[doc(hidden)]
+    pub fn listen_addr(&self) -> Option<std::net::SocketAddr> {
+        let st = self.inner.engine.lock();
+        st.listener.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
     pub(crate) fn engine(&self) -> &Arc<Engine> {
         &self.inner.engine
     }

@@ -81,6 +81,11 @@ pub(crate) struct Peer {
     /// Connection this rank sends to the peer on (one, so messages keep their order).
     pub send_conn: Option<usize>,
     pub fault: Option<Fault>,
+    /// The launcher reported the peer's exit while a connection to it was still open:
+    /// the connection is read to its end (the peer's last messages are in it) and the
+    /// peer is declared gone at EOF, or at this deadline if the EOF never comes (its host
+    /// dropped off the network).
+    pub exit_notice: Option<(Instant, crate::contract::ExitKind)>,
 }
 
 /// A large send waiting for the receiver's clear-to-send.
@@ -124,6 +129,8 @@ pub(crate) struct State {
     pub leader_busy: bool,
     /// Threads inside a blocking call (the background thread then stays out of the way).
     pub user_waiters: usize,
+    /// Peers with a pending `exit_notice`.
+    pub exit_notices: usize,
     /// Threads sleeping on `Engine::followers`.
     pub followers_waiting: usize,
     /// The leader is the background thread (a user thread that starts waiting wakes it).
@@ -153,6 +160,8 @@ pub(crate) struct Engine {
     pub hosts: Vec<String>,
     /// The background progress thread, once started.
     pub bg_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// This engine, for starting the background thread from `&self`.
+    pub me: std::sync::Weak<Engine>,
 }
 
 impl Engine {
@@ -201,6 +210,7 @@ impl Engine {
                     info,
                     send_conn: None,
                     fault: None,
+                    exit_notice: None,
                 })
                 .collect(),
             conns: Vec::new(),
@@ -217,6 +227,7 @@ impl Engine {
             changed: false,
             leader_busy: false,
             user_waiters: 0,
+            exit_notices: 0,
             followers_waiting: 0,
             leader_is_background: false,
             shutdown: false,
@@ -225,7 +236,8 @@ impl Engine {
             outbox: Vec::new(),
             scratch: Vec::with_capacity(64),
         };
-        Ok(Arc::new(Engine {
+        Ok(Arc::new_cyclic(|weak| Engine {
+            me: weak.clone(),
             state: Mutex::new(state),
             poller,
             followers: Condvar::new(),
@@ -261,7 +273,23 @@ impl Engine {
             return Ok(());
         }
         if data.len() <= st.cfg.eager_limit {
-            let ci = st.conn_for(self, dest)?;
+            let mut ci = st.conn_for(self, dest)?;
+            if !st.conns[ci].as_ref().is_some_and(Conn::is_open) {
+                // First contact: finish the handshake here, so the message is in the
+                // kernel's hands when `send` returns even if this rank stops calling pirun.
+                drop(st);
+                ci = self.block_until(|st| {
+                    if let Some(f) = st.fault_of(dest) {
+                        return Some(Err(f));
+                    }
+                    let ci = st.peers[dest as usize].send_conn?;
+                    st.conns[ci]
+                        .as_ref()
+                        .is_some_and(Conn::is_open)
+                        .then_some(Ok(ci))
+                })?;
+                st = self.lock();
+            }
             let item = TxItem {
                 hdr: hdr.encode(),
                 body: TxBody::Borrowed {
@@ -273,6 +301,11 @@ impl Engine {
             };
             let queued = st.send_now_or_queue(self, ci, item);
             drop(st);
+            if queued > 0 {
+                // The kernel buffer is full: the rest goes out in the background.
+                self.ensure_background_thread();
+                self.idle.notify_one();
+            }
             if queued > TX_BACKPRESSURE {
                 self.block_until(|st| {
                     if let Some(f) = st.fault_of(dest) {
@@ -461,21 +494,29 @@ impl Engine {
         }
     }
 
-    /// Says goodbye on every open connection and flushes what is queued, for a bounded time.
+    /// Finishes pending handshakes that carry queued frames, says goodbye on every open
+    /// connection and flushes what is queued — for at most two seconds in all.
     pub fn finalize(&self) {
         let deadline = Instant::now() + Duration::from_secs(2);
+        let _ = self.block_until_deadline(deadline, |st| {
+            let opening = st
+                .conns
+                .iter()
+                .flatten()
+                .any(|c| !c.is_open() && !c.tx.is_empty());
+            (!opening).then_some(())
+        });
         let mut st = self.lock();
+        for c in st.conns.iter_mut().flatten().filter(|c| c.is_open()) {
+            c.queue(TxItem {
+                hdr: Header::new(Kind::Goodbye).encode(),
+                body: TxBody::None,
+                off: 0,
+                done: None,
+            });
+        }
         for ci in 0..st.conns.len() {
-            if let Some(c) = st.conns[ci].as_mut() {
-                if c.is_open() {
-                    c.queue(TxItem {
-                        hdr: Header::new(Kind::Goodbye).encode(),
-                        body: TxBody::None,
-                        off: 0,
-                        done: None,
-                    });
-                }
-            }
+            st.update_interest(self, ci);
         }
         drop(st);
         let _ = self.block_until_deadline(deadline, |st| {
@@ -496,6 +537,22 @@ impl Engine {
 }
 
 impl State {
+    /// Whether the background thread has something to move: pending non-blocking
+    /// operations, or frames still queued on a connection.
+    pub fn has_background_work(&self) -> bool {
+        self.reqs.background() > 0 || self.conns.iter().flatten().any(Conn::wants_write)
+    }
+
+    /// Whether a connection other than `except` may still carry messages from `rank`:
+    /// one known to be its, or an accepted one whose handshake has not said whose it is.
+    pub fn may_reach(&self, rank: u32, except: Option<usize>) -> bool {
+        self.conns.iter().enumerate().any(|(i, c)| {
+            Some(i) != except
+                && c.as_ref()
+                    .is_some_and(|c| c.peer == Some(rank) || (c.peer.is_none() && !c.is_open()))
+        })
+    }
+
     pub fn io_err(&self, what: impl Into<String>, source: std::io::Error) -> Error {
         Error::Io {
             rank: self.me as usize,

@@ -21,6 +21,8 @@ use crate::request::{Outcome, RawStatus};
 const FRAMES_PER_TURN: usize = 64;
 /// Unauthenticated connections accepted at once; more are refused (connection floods).
 const MAX_HANDSHAKING: usize = 256;
+/// How long a connection to a rank the launcher reported as exited may stay open.
+const EXIT_GRACE: Duration = Duration::from_secs(1);
 
 /// Why a connection is being dropped.
 pub(crate) enum Drop {
@@ -38,17 +40,25 @@ impl Engine {
         if let Err(e) = self.poller.wait(&mut evs, Some(Duration::ZERO)) {
             st.log.warn(format_args!("epoll_wait failed: {e}"));
         }
+        let mut control = false;
         for ev in &evs {
             match ev.token {
                 LISTENER_TOKEN => self.accept_all(st),
-                CONTROL_TOKEN => self.read_control(st),
+                // Last: a peer's exit notice must not overtake the messages it sent.
+                CONTROL_TOKEN => control = true,
                 Poller::WAKE_TOKEN => self.poller.drain_wake(),
                 t => self.conn_ready(st, (t - CONN_TOKEN_BASE) as usize, ev.writable),
             }
         }
+        if control {
+            self.read_control(st);
+        }
         st.scratch = evs;
         if st.handshaking > 0 {
             self.expire_handshakes(st);
+        }
+        if st.exit_notices > 0 {
+            self.expire_exit_notices(st);
         }
         self.flush_outbox(st);
         if st.changed {
@@ -168,9 +178,14 @@ impl Engine {
             let msg = ControlMsg::from_body(&st.control_rx[4..4 + len]);
             st.control_rx.drain(..4 + len);
             match msg {
-                Ok(ControlMsg::PeerExited { rank, how }) if rank != st.me => {
-                    let finished = how == ExitKind::Code(0);
-                    st.fail_peer(self, rank, finished, how_text(how));
+                Ok(ControlMsg::PeerExited { rank, how }) if rank != st.me && rank < st.size => {
+                    if st.may_reach(rank, None) {
+                        st.peers[rank as usize].exit_notice =
+                            Some((Instant::now() + EXIT_GRACE, how));
+                        st.exit_notices += 1;
+                    } else {
+                        st.fail_peer(self, rank, how == ExitKind::Code(0), how_text(how));
+                    }
                 }
                 Ok(_) => {}
                 Err(e) => st.log.warn(format_args!("ignored a control message: {e}")),
@@ -208,6 +223,20 @@ impl Engine {
                         "handshake not finished within {HANDSHAKE_TIMEOUT:?}"
                     )),
                 );
+            }
+        }
+    }
+
+    fn expire_exit_notices(&self, st: &mut State) {
+        let now = Instant::now();
+        for rank in 0..st.size {
+            let peer = &mut st.peers[rank as usize];
+            if let Some((deadline, how)) = peer.exit_notice {
+                if deadline <= now || peer.fault.is_some() {
+                    peer.exit_notice = None;
+                    st.exit_notices -= 1;
+                    st.fail_peer(self, rank, how == ExitKind::Code(0), how_text(how));
+                }
             }
         }
     }
@@ -465,22 +494,41 @@ impl Engine {
         };
         match peer {
             Some(rank) if known => {
-                let (finished, detail) = match why {
-                    Drop::Io(_) if goodbye => (true, "finalized".to_string()),
-                    Drop::Io(_) => (
-                        false,
-                        format!("lost the connection ({why_text}); did it crash?"),
-                    ),
-                    Drop::Protocol(_) => (
-                        false,
-                        format!("protocol error, connection dropped: {why_text}"),
-                    ),
+                let others = st.may_reach(rank, Some(ci));
+                if others && matches!(why, Drop::Io(_)) {
+                    // A second connection to the same rank (both dialled at once) ended;
+                    // the peer's fate is decided when the last one does.
+                    if let Some(c) = st.conns[ci].take() {
+                        self.poller.remove(c.sock.as_raw_fd());
+                        for req in c.tx.iter().filter_map(|it| it.done) {
+                            let e = crate::error::Error::PeerFailed {
+                                rank: rank as usize,
+                                host: st.peers[rank as usize].info.host.clone(),
+                                detail: format!("connection lost before a message was sent ({why_text})"),
+                            };
+                            st.reqs.complete(req, Err(e));
+                        }
+                    }
+                    if st.peers[rank as usize].send_conn == Some(ci) {
+                        st.peers[rank as usize].send_conn = None;
+                    }
+                    return;
+                }
+                let notice = st.peers[rank as usize].exit_notice.take();
+                if notice.is_some() {
+                    st.exit_notices -= 1;
+                }
+                let (finished, detail) = match (why, notice) {
+                    (Drop::Io(_), Some((_, how))) => (how == ExitKind::Code(0) || goodbye, how_text(how)),
+                    (Drop::Io(_), None) if goodbye => (true, "finalized".to_string()),
+                    (Drop::Io(_), None) => (false, format!("lost the connection ({why_text}); did it crash?")),
+                    (Drop::Protocol(_), _) => (false, format!("protocol error, connection dropped: {why_text}")),
                 };
                 // Closes every connection to the rank and fails what waits on them.
                 st.fail_peer(self, rank, finished, detail);
             }
             _ => st.log.warn(format_args!(
-                "dropped an unauthenticated connection from {from}: {why_text}"
+                "dropped a connection from {from} that did not complete the pirun handshake: {why_text}"
             )),
         }
         if let Some(c) = st.conns[ci].take() {

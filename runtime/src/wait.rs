@@ -13,7 +13,7 @@
 //! background thread only leads when no user thread is waiting.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::Weak;
 use std::time::{Duration, Instant};
 
 use crate::engine::{Engine, State};
@@ -131,7 +131,7 @@ impl Engine {
             }
         };
         st.user_waiters -= 1;
-        let hand_over = st.user_waiters == 0 && st.reqs.background() > 0;
+        let hand_over = st.user_waiters == 0 && st.has_background_work();
         drop(st);
         if hand_over {
             self.idle.notify_one();
@@ -143,12 +143,12 @@ impl Engine {
     }
 
     /// Starts the background progress thread if it is not running yet.
-    pub(crate) fn ensure_background_thread(self: &Arc<Self>) {
+    pub(crate) fn ensure_background_thread(&self) {
         let mut slot = self.bg_thread.lock().unwrap_or_else(|p| p.into_inner());
         if slot.is_some() {
             return;
         }
-        let weak = Arc::downgrade(self);
+        let weak = self.me.clone();
         let spawned = std::thread::Builder::new()
             .name("pirun-progress".into())
             .stack_size(256 << 10)
@@ -183,12 +183,12 @@ fn background_loop(engine: Weak<Engine>) {
         if st.shutdown {
             return;
         }
-        if st.reqs.background() == 0 || st.user_waiters > 0 || st.leader_busy {
+        if !st.has_background_work() || st.user_waiters > 0 || st.leader_busy {
             let _unused = eng.idle.wait_timeout(st, MAX_SLEEP);
             continue;
         }
         eng.progress(&mut st);
-        if st.reqs.background() == 0 {
+        if !st.has_background_work() {
             continue;
         }
         st.leader_busy = true;
