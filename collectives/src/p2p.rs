@@ -2,8 +2,15 @@
 //!
 //! A transport provides blocking, byte-oriented send and receive between the ranks of one
 //! communicator. The runtime implements it over authenticated TCP on a context separate
-//! from user traffic; the tests implement it in memory with threads and channels. Tags
-//! here belong to the collectives alone and never match user messages.
+//! from user traffic; the tests implement it in memory with threads and channels
+//! ([`crate::local`]). Tags here belong to the collectives alone and never match user
+//! messages.
+//!
+//! Every collective message is a small header (which call it belongs to) followed by the
+//! payload. The `*_parts` methods carry such a message as a list of slices; their provided
+//! implementations copy the parts into (or out of) one contiguous buffer, and a transport
+//! that can do scatter/gather I/O (`writev`/`readv`) should override them to keep numeric
+//! payloads zero-copy.
 
 use crate::CollectiveError;
 
@@ -15,7 +22,8 @@ pub type Tag = i32;
 /// Implementations must preserve MPI's ordering rule (two messages from one sender with one
 /// tag are received in the order sent) and must make progress on incoming traffic while a
 /// call blocks, so that two ranks sending to each other at once cannot deadlock inside
-/// [`PointToPoint::sendrecv_bytes_into`].
+/// [`PointToPoint::sendrecv_bytes_into`]. A send may block until the receiver takes the
+/// message (rendezvous); the algorithms never rely on buffering.
 pub trait PointToPoint {
     /// The transport's error type; collective-level errors convert into it.
     type Error: From<CollectiveError> + std::error::Error + Send + Sync + 'static;
@@ -48,4 +56,62 @@ pub trait PointToPoint {
         recv_tag: Tag,
         buf: &mut [u8],
     ) -> Result<(), Self::Error>;
+
+    /// Sends the concatenation of `parts` as one message, as [`PointToPoint::send_bytes`].
+    ///
+    /// The provided implementation copies the parts into one buffer; override it with a
+    /// vectored write to avoid the copy.
+    fn send_parts(&self, dest: usize, tag: Tag, parts: &[&[u8]]) -> Result<(), Self::Error> {
+        self.send_bytes(dest, tag, &concat(parts))
+    }
+
+    /// Receives one message whose length must be exactly the sum of the parts' lengths and
+    /// splits it across `parts` in order, as [`PointToPoint::recv_bytes_into`].
+    ///
+    /// The provided implementation receives into one buffer and copies; override it with
+    /// a vectored read to avoid the copy.
+    fn recv_parts_into(
+        &self,
+        src: usize,
+        tag: Tag,
+        parts: &mut [&mut [u8]],
+    ) -> Result<(), Self::Error> {
+        let mut buf = vec![0u8; parts.iter().map(|p| p.len()).sum()];
+        self.recv_bytes_into(src, tag, &mut buf)?;
+        scatter_into(&buf, parts);
+        Ok(())
+    }
+
+    /// [`PointToPoint::sendrecv_bytes_into`] with the outgoing and incoming messages given
+    /// as parts, as [`PointToPoint::send_parts`] and [`PointToPoint::recv_parts_into`].
+    fn sendrecv_parts_into(
+        &self,
+        dest: usize,
+        send_tag: Tag,
+        send: &[&[u8]],
+        src: usize,
+        recv_tag: Tag,
+        recv: &mut [&mut [u8]],
+    ) -> Result<(), Self::Error> {
+        let mut buf = vec![0u8; recv.iter().map(|p| p.len()).sum()];
+        self.sendrecv_bytes_into(dest, send_tag, &concat(send), src, recv_tag, &mut buf)?;
+        scatter_into(&buf, recv);
+        Ok(())
+    }
+}
+
+fn concat(parts: &[&[u8]]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(parts.iter().map(|p| p.len()).sum());
+    for p in parts {
+        out.extend_from_slice(p);
+    }
+    out
+}
+
+fn scatter_into(mut buf: &[u8], parts: &mut [&mut [u8]]) {
+    for p in parts.iter_mut() {
+        let (head, rest) = buf.split_at(p.len());
+        p.copy_from_slice(head);
+        buf = rest;
+    }
 }

@@ -1,0 +1,146 @@
+//! Scatter from a root: [`binomial`] for equal blocks (each tree edge carries the
+//! contiguous blocks of the child's subtree) and a linear [`scatterv`] for blocks of any
+//! sizes, where the root sends each rank its block directly (as MPICH does).
+
+use std::borrow::Cow;
+
+use bytemuck::Pod;
+
+use crate::blocks::{bytes, bytes_mut, from_bytes, Layout};
+use crate::error::{check_len, check_root};
+use crate::tree::Tree;
+use crate::wire::{Ctx, Header, OpCode};
+use crate::{CollectiveError, PointToPoint};
+
+/// Binomial scatter under the call `w`: the root's `send` holds `p` blocks of
+/// `recv.len()` bytes in rank order; every rank receives its block into `recv`.
+pub(crate) fn binomial<C: PointToPoint + ?Sized>(
+    w: &Ctx<C>,
+    root: usize,
+    send: Option<&[u8]>,
+    recv: &mut [u8],
+) -> Result<(), C::Error> {
+    let (p, blk) = (w.size, recv.len());
+    let t = Tree::new(w.rank, root, p);
+    let children = t.children();
+    // This rank's subtree's blocks, in rank order relative to the root.
+    let held: Cow<[u8]> = match t.parent() {
+        None => {
+            let send = send.ok_or_else(|| w.arg_error("the root must pass the data to scatter"))?;
+            check_len(w.call(), w.rank, "the send buffer", blk * p, send.len())?;
+            if root == 0 {
+                Cow::Borrowed(send)
+            } else {
+                Cow::Owned([&send[root * blk..], &send[..root * blk]].concat())
+            }
+        }
+        Some(parent) if children.is_empty() => return w.recv_into(t.abs(parent), recv),
+        Some(parent) => {
+            let mut held = vec![0u8; (t.subtree_end(t.v) - t.v) * blk];
+            w.recv_into(t.abs(parent), &mut held)?;
+            Cow::Owned(held)
+        }
+    };
+    for &c in children.iter().rev() {
+        w.send(
+            t.abs(c),
+            &[&held[(c - t.v) * blk..(t.subtree_end(c) - t.v) * blk]],
+        )?;
+    }
+    recv.copy_from_slice(&held[..blk]);
+    Ok(())
+}
+
+/// Scatters equal blocks of the root's `send` into every rank's `recv`.
+pub(crate) fn scatter_into<C: PointToPoint + ?Sized, T: Pod>(
+    comm: &C,
+    root: usize,
+    send: Option<&[T]>,
+    recv: &mut [T],
+) -> Result<(), C::Error> {
+    check_root(root, comm.size())?;
+    let elem = std::mem::size_of::<T>();
+    let w = Ctx::new(
+        comm,
+        Header::new(OpCode::Scatter, 0, elem, Some(root), recv.len()),
+    );
+    let send = if comm.rank() == root {
+        send.map(bytes)
+    } else {
+        None
+    };
+    binomial(&w, root, send, bytes_mut(recv))
+}
+
+/// Where this rank's block comes from in a scatterv.
+enum Dest<'a, T> {
+    /// Into this buffer, whose length must match.
+    Into(&'a mut [T]),
+    /// Into a new vector of whatever length the root sends.
+    New,
+}
+
+fn scatterv_impl<C: PointToPoint + ?Sized, T: Pod>(
+    comm: &C,
+    root: usize,
+    send: Option<(&[T], &[usize])>,
+    dest: Dest<T>,
+) -> Result<Option<Vec<T>>, C::Error> {
+    let (r, p) = (comm.rank(), comm.size());
+    check_root(root, p)?;
+    let elem = std::mem::size_of::<T>();
+    let w = Ctx::new(comm, Header::new(OpCode::Scatterv, 0, elem, Some(root), 0));
+    if r != root {
+        return match dest {
+            Dest::Into(buf) => w.recv_into(root, bytes_mut(buf)).map(|()| None),
+            Dest::New => Ok(Some(from_bytes(&w.recv_vec(root)?))),
+        };
+    }
+    let (data, counts) =
+        send.ok_or_else(|| w.arg_error("the root must pass the data and counts to scatter"))?;
+    check_len("scatterv", r, "the counts", p, counts.len())?;
+    let layout = Layout::from_sizes(counts.iter().copied());
+    if layout.total() != data.len() {
+        return Err(CollectiveError::arg(
+            "scatterv",
+            r,
+            format!(
+                "the counts add up to {} but the data has {} elements",
+                layout.total(),
+                data.len()
+            ),
+        )
+        .into());
+    }
+    for a in (0..p).filter(|&a| a != root) {
+        w.send(a, &[bytes(&data[layout.block(a)])])?;
+    }
+    let own = &data[layout.block(root)];
+    match dest {
+        Dest::Into(buf) => {
+            check_len("scatterv", r, "the receive buffer", own.len(), buf.len())?;
+            buf.copy_from_slice(own);
+            Ok(None)
+        }
+        Dest::New => Ok(Some(own.to_vec())),
+    }
+}
+
+/// Scatters blocks of sizes `counts` of the root's data; returns this rank's block.
+pub(crate) fn scatterv<C: PointToPoint + ?Sized, T: Pod>(
+    comm: &C,
+    root: usize,
+    send: Option<(&[T], &[usize])>,
+) -> Result<Vec<T>, C::Error> {
+    Ok(scatterv_impl(comm, root, send, Dest::New)?.unwrap_or_default())
+}
+
+/// Scatters blocks of sizes `counts` of the root's data into every rank's `recv`.
+pub(crate) fn scatterv_into<C: PointToPoint + ?Sized, T: Pod>(
+    comm: &C,
+    root: usize,
+    send: Option<(&[T], &[usize])>,
+    recv: &mut [T],
+) -> Result<(), C::Error> {
+    scatterv_impl(comm, root, send, Dest::Into(recv)).map(|_| ())
+}

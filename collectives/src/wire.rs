@@ -1,0 +1,283 @@
+//! The message layer under every algorithm: the one tag collectives use, the small header
+//! that each collective message starts with, and [`Ctx`], which sends and receives
+//! header + payload and checks that incoming messages belong to the same call.
+//!
+//! All collective traffic uses a single tag, so a rank that calls a different collective
+//! than its peers receives their messages and detects the mismatch from the header instead
+//! of waiting forever for a tag that never comes.
+
+use crate::{select, CollectiveError, PointToPoint, Tag};
+
+/// The tag of every collective message (collectives run on their own context).
+pub(crate) const TAG: Tag = 0x0C01;
+
+/// Length of the encoded [`Header`], in bytes.
+pub(crate) const HEADER_LEN: usize = 20;
+
+/// Bodies up to this many bytes are received whole and copied, see [`Ctx::recv_into`].
+const SMALL: usize = 8192;
+
+/// Root field value of calls that have no root.
+const NO_ROOT: u32 = u32::MAX;
+
+macro_rules! op_codes {
+    ($($variant:ident = $code:literal => $name:literal),* $(,)?) => {
+        /// Which collective (or which phase of one) a message belongs to.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub(crate) enum OpCode { $($variant = $code),* }
+
+        impl OpCode {
+            fn from_u8(v: u8) -> Option<OpCode> {
+                match v { $($code => Some(OpCode::$variant),)* _ => None }
+            }
+            /// The user-facing name of the call.
+            pub(crate) fn name(self) -> &'static str {
+                match self { $(OpCode::$variant => $name),* }
+            }
+        }
+    };
+}
+
+op_codes! {
+    Barrier = 1 => "barrier",
+    Bcast = 2 => "bcast",
+    BcastValue = 3 => "bcast_value",
+    Reduce = 4 => "reduce",
+    Allreduce = 5 => "allreduce",
+    Gather = 6 => "gather",
+    Gatherv = 7 => "gatherv",
+    GatherValue = 8 => "gather_value",
+    Scatter = 9 => "scatter",
+    Scatterv = 10 => "scatterv",
+    Allgather = 11 => "allgather",
+    AllgathervCounts = 12 => "allgatherv (exchange of counts)",
+    Allgatherv = 13 => "allgatherv",
+    AllgatherValue = 14 => "allgather_value",
+    Alltoall = 15 => "alltoall",
+    AlltoallvCounts = 16 => "alltoallv (exchange of counts)",
+    Alltoallv = 17 => "alltoallv",
+    Scan = 18 => "scan",
+    Exscan = 19 => "exscan",
+    ReduceScatterBlock = 20 => "reduce_scatter_block",
+}
+
+/// Identifies the call a message belongs to. Every field must agree between sender and
+/// receiver; `n` is a count the call defines (0 where counts legitimately differ).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Header {
+    pub op: OpCode,
+    pub algo: u8,
+    pub elem: u32,
+    pub root: u32,
+    pub n: u64,
+}
+
+impl Header {
+    /// A header for `op` with algorithm code `algo`, element size `elem` bytes, an optional
+    /// root and the call's agreed count `n`.
+    pub(crate) fn new(op: OpCode, algo: u8, elem: usize, root: Option<usize>, n: usize) -> Self {
+        Header {
+            op,
+            algo,
+            elem: elem as u32,
+            root: root.map_or(NO_ROOT, |r| r as u32),
+            n: n as u64,
+        }
+    }
+
+    fn encode(&self) -> [u8; HEADER_LEN] {
+        let mut b = [0u8; HEADER_LEN];
+        b[0] = self.op as u8;
+        b[1] = self.algo;
+        b[4..8].copy_from_slice(&self.elem.to_le_bytes());
+        b[8..12].copy_from_slice(&self.root.to_le_bytes());
+        b[12..20].copy_from_slice(&self.n.to_le_bytes());
+        b
+    }
+
+    fn decode(b: &[u8]) -> Result<Header, String> {
+        if b.len() < HEADER_LEN {
+            return Err(format!("{} bytes is shorter than a header", b.len()));
+        }
+        let op = OpCode::from_u8(b[0]).ok_or_else(|| format!("unknown operation code {}", b[0]))?;
+        let word = |r: std::ops::Range<usize>| u32::from_le_bytes(b[r].try_into().unwrap());
+        Ok(Header {
+            op,
+            algo: b[1],
+            elem: word(4..8),
+            root: word(8..12),
+            n: u64::from_le_bytes(b[12..20].try_into().unwrap()),
+        })
+    }
+
+    fn describe(&self) -> String {
+        let mut s = format!(
+            "{} (algorithm {}, {}-byte elements",
+            self.op.name(),
+            select::algorithm_name(self.op, self.algo),
+            self.elem
+        );
+        if self.root != NO_ROOT {
+            s += &format!(", root {}", self.root);
+        }
+        s + ")"
+    }
+}
+
+/// One rank's view of one collective call: the communicator and the header its messages
+/// carry. Every send prepends the header; every receive checks it.
+pub(crate) struct Ctx<'a, C: PointToPoint + ?Sized> {
+    comm: &'a C,
+    hdr: Header,
+    head: [u8; HEADER_LEN],
+    pub rank: usize,
+    pub size: usize,
+}
+
+impl<'a, C: PointToPoint + ?Sized> Ctx<'a, C> {
+    pub(crate) fn new(comm: &'a C, hdr: Header) -> Self {
+        Ctx {
+            comm,
+            hdr,
+            head: hdr.encode(),
+            rank: comm.rank(),
+            size: comm.size(),
+        }
+    }
+
+    /// The name of the call, for error messages.
+    pub(crate) fn call(&self) -> &'static str {
+        self.hdr.op.name()
+    }
+
+    /// An [`CollectiveError::InvalidArgument`] for this call.
+    pub(crate) fn arg_error(&self, detail: impl Into<String>) -> C::Error {
+        CollectiveError::arg(self.call(), self.rank, detail).into()
+    }
+
+    fn check(&self, peer: usize, head: &[u8]) -> Result<(), CollectiveError> {
+        let got = Header::decode(head).map_err(|detail| CollectiveError::Malformed {
+            rank: self.rank,
+            peer,
+            detail,
+        })?;
+        let exp = &self.hdr;
+        if (got.op, got.algo, got.elem, got.root) != (exp.op, exp.algo, exp.elem, exp.root) {
+            return Err(CollectiveError::Mismatch {
+                rank: self.rank,
+                peer,
+                expected: exp.describe(),
+                found: got.describe(),
+            });
+        }
+        if got.n != exp.n {
+            return Err(CollectiveError::CountMismatch {
+                call: exp.op.name().to_string(),
+                rank: self.rank,
+                peer,
+                expected: exp.n,
+                found: got.n,
+            });
+        }
+        Ok(())
+    }
+
+    /// Sends header + the concatenation of `parts` to `dest`.
+    pub(crate) fn send(&self, dest: usize, parts: &[&[u8]]) -> Result<(), C::Error> {
+        match parts {
+            [] => self.comm.send_parts(dest, TAG, &[&self.head]),
+            [a] => self.comm.send_parts(dest, TAG, &[&self.head, a]),
+            _ => {
+                let mut all: Vec<&[u8]> = vec![&self.head];
+                all.extend_from_slice(parts);
+                self.comm.send_parts(dest, TAG, &all)
+            }
+        }
+    }
+
+    /// Receives a message of exactly `HEADER_LEN + body.len()` bytes from `src` into `body`.
+    ///
+    /// A small message is received whole and its header checked before its length, so that
+    /// a mismatched call is reported as such even when the lengths differ too; a large one
+    /// goes straight into `body` (a length mismatch is then the transport's error).
+    pub(crate) fn recv_into(&self, src: usize, body: &mut [u8]) -> Result<(), C::Error> {
+        if body.len() <= SMALL {
+            let msg = self.recv_vec(src)?;
+            if msg.len() != body.len() {
+                return Err(CollectiveError::LengthMismatch {
+                    rank: self.rank,
+                    peer: src,
+                    expected: body.len() + HEADER_LEN,
+                    found: msg.len() + HEADER_LEN,
+                }
+                .into());
+            }
+            body.copy_from_slice(&msg);
+            return Ok(());
+        }
+        let mut head = [0u8; HEADER_LEN];
+        self.comm
+            .recv_parts_into(src, TAG, &mut [&mut head, body])?;
+        Ok(self.check(src, &head)?)
+    }
+
+    /// Receives a message of any length from `src`; returns its body.
+    pub(crate) fn recv_vec(&self, src: usize) -> Result<Vec<u8>, C::Error> {
+        let mut msg = self.comm.recv_bytes(src, TAG)?;
+        self.check(src, &msg)?;
+        msg.drain(..HEADER_LEN);
+        Ok(msg)
+    }
+
+    /// Sends `body` to `dest` while receiving exactly `rbody.len()` bytes from `src`.
+    pub(crate) fn sendrecv(
+        &self,
+        dest: usize,
+        body: &[u8],
+        src: usize,
+        rbody: &mut [u8],
+    ) -> Result<(), C::Error> {
+        let mut head = [0u8; HEADER_LEN];
+        self.comm.sendrecv_parts_into(
+            dest,
+            TAG,
+            &[&self.head, body],
+            src,
+            TAG,
+            &mut [&mut head, rbody],
+        )?;
+        Ok(self.check(src, &head)?)
+    }
+
+    /// A malformed-message error naming `peer`.
+    pub(crate) fn malformed(&self, peer: usize, detail: impl Into<String>) -> C::Error {
+        CollectiveError::Malformed {
+            rank: self.rank,
+            peer,
+            detail: detail.into(),
+        }
+        .into()
+    }
+}
+
+/// Encodes counts as little-endian `u64`s (metadata is fixed-width, never `usize`).
+pub(crate) fn encode_counts(counts: &[usize]) -> Vec<u8> {
+    counts
+        .iter()
+        .flat_map(|&c| (c as u64).to_le_bytes())
+        .collect()
+}
+
+/// Decodes `k` little-endian `u64` counts from the front of `b`; returns them and the rest.
+pub(crate) fn decode_counts(b: &[u8], k: usize) -> Option<(Vec<usize>, &[u8])> {
+    let len = k.checked_mul(8)?;
+    if b.len() < len {
+        return None;
+    }
+    let (head, rest) = b.split_at(len);
+    let counts = head
+        .chunks_exact(8)
+        .map(|c| usize::try_from(u64::from_le_bytes(c.try_into().unwrap())).ok())
+        .collect::<Option<Vec<_>>>()?;
+    Some((counts, rest))
+}
