@@ -1,1 +1,49 @@
-fn main() {}
+//! `pirun`: starts a program as the ranks of a message-passing job, forwards their
+//! output, and ends them cleanly.
+//!
+//! Module map: [`cli`] (command line), [`job`] (policy: fence, ending the job, exit
+//! code), [`alloc`] (hosts and rank mapping), [`host`] (spawning and supervising the
+//! ranks of one host: the future per-host proxy), [`control`] (one rank's control
+//! channel), [`program`] (finding the executable), [`output`] (line forwarding),
+//! [`guard`] (kills the ranks' groups if pirun is killed), [`signals`] (signalfd, signal
+//! names), [`poller`] (`poll(2)`), [`error`] (launch errors and exit codes).
+
+mod alloc;
+mod cli;
+mod control;
+mod error;
+mod guard;
+mod host;
+mod job;
+mod output;
+mod poller;
+mod program;
+mod signals;
+
+use std::os::fd::RawFd;
+
+fn main() {
+    ensure_std_fds();
+    let cli = cli::Cli::from_env();
+    let code = match job::run(&cli) {
+        Ok(code) => code,
+        Err(e) => {
+            output::report(&e.to_string());
+            e.exit_code()
+        }
+    };
+    std::process::exit(code);
+}
+
+/// Opens `/dev/null` on any of fds 0, 1, 2 that is closed, so that no pipe or socket the
+/// launcher creates lands there (a rank would then take it for its stdin or stdout).
+fn ensure_std_fds() {
+    for fd in 0..3 as RawFd {
+        // SAFETY: F_GETFD only inspects the descriptor.
+        if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+            // SAFETY: open(2) with a static NUL-terminated path; the lowest free
+            // descriptor, which is `fd`, is returned and deliberately kept open.
+            unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR) };
+        }
+    }
+}

@@ -1,0 +1,303 @@
+//! The `pirun` command line: option definitions (clap), the `-np` spelling, and parsing of
+//! `-x` exports and durations. Nothing here starts processes or looks at the host.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+use crate::error::LaunchError;
+
+const AFTER_HELP: &str = "\
+Every rank gets PIRUN_RANK, PIRUN_SIZE, PIRUN_LOCAL_RANK, PIRUN_LOCAL_SIZE, PIRUN_HOST,
+PIRUN_HOST_CORES, PIRUN_JOB_ID, PIRUN_BIND_ADDR and PIRUN_CONTROL_FD in its environment.
+Each rank runs in its own process group; signals pirun sends reach the rank's children too.
+
+Exit status:
+  0        every rank exited with 0
+  N        the first rank that failed exited with N (128+S if it was killed by signal S)
+  128+S    pirun received signal S (SIGINT, SIGTERM, SIGHUP), forwarded it and ended the job
+  124      the job ran longer than --timeout
+  126/127  the program is not executable / was not found
+  1        pirun could not start the job;  2  bad command line";
+
+/// `pirun -n N [options] PROGRAM [ARGS...]`: start N copies of PROGRAM as the ranks of
+/// one job.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "pirun",
+    version,
+    about = "Start a program as the ranks of a message-passing job",
+    after_help = AFTER_HELP
+)]
+pub struct Cli {
+    /// Number of ranks (default: one per core). `-np` is accepted too.
+    #[arg(short = 'n', long = "np", value_name = "N")]
+    pub ranks: Option<u32>,
+
+    /// Allow more ranks than cores.
+    #[arg(long)]
+    pub oversubscribe: bool,
+
+    /// Prefix every line of output with `[RANK] `.
+    #[arg(long)]
+    pub tag_output: bool,
+
+    /// Write each rank's output to DIR/rank.N.out and DIR/rank.N.err instead.
+    #[arg(long, value_name = "DIR")]
+    pub output_dir: Option<PathBuf>,
+
+    /// End the job after SECS seconds (exit status 124).
+    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    pub timeout: Option<Duration>,
+
+    /// Export an environment variable to the ranks: `VAR` passes pirun's value,
+    /// `VAR=VALUE` sets it. Repeatable.
+    #[arg(short = 'x', value_name = "VAR[=VALUE]")]
+    pub export: Vec<OsString>,
+
+    /// Working directory of the ranks (a relative PROGRAM path is taken from there).
+    #[arg(long, value_name = "DIR")]
+    pub wdir: Option<PathBuf>,
+
+    /// Seconds between SIGTERM and SIGKILL when the job is ended.
+    #[arg(long, value_name = "SECS", default_value = "3", value_parser = parse_secs)]
+    pub grace: Duration,
+
+    /// Report what pirun does (spawns, fence, exits, signals) on stderr.
+    #[arg(short = 'v', long)]
+    pub verbose: bool,
+
+    /// The program to run, then its arguments.
+    #[arg(
+        value_name = "PROGRAM",
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        num_args = 1..
+    )]
+    pub command: Vec<OsString>,
+}
+
+/// Options that take their value as the next argument; [`normalize_args`] must skip
+/// those values to find where PROGRAM starts.
+const VALUE_OPTIONS: &[&str] = &[
+    "-n",
+    "--np",
+    "-x",
+    "--output-dir",
+    "--timeout",
+    "--wdir",
+    "--grace",
+];
+
+impl Cli {
+    /// Parses `std::env::args_os()`, printing usage and exiting on error (status 2).
+    pub fn from_env() -> Self {
+        Cli::try_from_args(std::env::args_os()).unwrap_or_else(|e| e.exit())
+    }
+
+    /// Parses the given arguments (the first is the program name).
+    pub fn try_from_args<I, T>(args: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString>,
+    {
+        Cli::try_parse_from(normalize_args(args.into_iter().map(Into::into)))
+    }
+
+    /// The `-x` exports resolved to name/value pairs. `-x VAR` takes pirun's own value;
+    /// if pirun has none, the variable is skipped with a warning on stderr.
+    pub fn exports(&self) -> Result<Vec<(OsString, OsString)>, LaunchError> {
+        let mut out = Vec::with_capacity(self.export.len());
+        for spec in &self.export {
+            match parse_export(spec)? {
+                (name, Some(value)) => out.push((name, value)),
+                (name, None) => match std::env::var_os(&name) {
+                    Some(value) => out.push((name, value)),
+                    None => eprintln!(
+                        "pirun: warning: -x {}: not set in pirun's environment, not exported",
+                        name.to_string_lossy()
+                    ),
+                },
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Rewrites MPI's `-np N` to `-n N` in pirun's own options (never in PROGRAM's
+/// arguments), since clap's short options are single characters.
+pub fn normalize_args(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
+    let mut out = Vec::new();
+    let mut iter = args.into_iter();
+    out.extend(iter.next()); // pirun's own name
+    let mut program_started = false;
+    let mut skip_value = false;
+    for arg in iter {
+        if program_started {
+            out.push(arg);
+            continue;
+        }
+        if skip_value {
+            skip_value = false;
+            out.push(arg);
+            continue;
+        }
+        let Some(s) = arg.to_str() else {
+            program_started = true;
+            out.push(arg);
+            continue;
+        };
+        if s == "--" {
+            program_started = true;
+            out.push(arg);
+        } else if s == "-np" {
+            out.push("-n".into());
+            skip_value = true;
+        } else if let Some(value) = s.strip_prefix("-np=") {
+            out.push("-n".into());
+            out.push(value.into());
+        } else if VALUE_OPTIONS.contains(&s) {
+            skip_value = true;
+            out.push(arg);
+        } else {
+            program_started = !s.starts_with('-') || s == "-";
+            out.push(arg);
+        }
+    }
+    out
+}
+
+/// Splits a `-x` argument into a name and an optional value.
+fn parse_export(spec: &OsString) -> Result<(OsString, Option<OsString>), LaunchError> {
+    use std::os::unix::ffi::{OsStrExt, OsStringExt};
+    let bytes = spec.as_bytes();
+    let bad = |reason| LaunchError::BadExport {
+        spec: spec.to_string_lossy().into_owned(),
+        reason,
+    };
+    let (name, value) = match bytes.iter().position(|&b| b == b'=') {
+        Some(eq) => (&bytes[..eq], Some(&bytes[eq + 1..])),
+        None => (bytes, None),
+    };
+    if name.is_empty() {
+        return Err(bad("the variable name is empty"));
+    }
+    if name.contains(&0) || value.is_some_and(|v| v.contains(&0)) {
+        return Err(bad("it contains a NUL byte"));
+    }
+    Ok((
+        OsString::from_vec(name.to_vec()),
+        value.map(|v| OsString::from_vec(v.to_vec())),
+    ))
+}
+
+/// Parses a positive number of seconds (fractions allowed).
+fn parse_secs(s: &str) -> Result<Duration, String> {
+    let secs: f64 = s
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number of seconds"))?;
+    if !(0.0..=1e9).contains(&secs) {
+        return Err(format!("`{s}` is not a duration between 0 and 1e9 seconds"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn parse(args: &[&str]) -> Cli {
+        Cli::try_from_args(std::iter::once("pirun").chain(args.iter().copied()))
+            .expect("valid command line")
+    }
+
+    #[test]
+    fn np_is_an_alias_of_n_but_only_before_the_program() {
+        let cli = parse(&["-np", "4", "prog", "-np", "2"]);
+        assert_eq!(cli.ranks, Some(4));
+        assert_eq!(cli.command, ["prog", "-np", "2"]);
+        assert_eq!(parse(&["-np=3", "prog"]).ranks, Some(3));
+        assert_eq!(parse(&["--np", "5", "prog"]).ranks, Some(5));
+    }
+
+    #[test]
+    fn program_arguments_that_look_like_options_go_to_the_program() {
+        let cli = parse(&["-n", "2", "-x", "A=1", "sh", "-c", "echo -v --timeout"]);
+        assert_eq!(cli.ranks, Some(2));
+        assert!(!cli.verbose);
+        assert_eq!(cli.command, ["sh", "-c", "echo -v --timeout"]);
+    }
+
+    #[test]
+    fn all_options_are_parsed() {
+        let cli = parse(&[
+            "--oversubscribe",
+            "--tag-output",
+            "--output-dir",
+            "out",
+            "--timeout",
+            "1.5",
+            "-x",
+            "A=b=c",
+            "-x",
+            "HOME",
+            "--wdir",
+            "/tmp",
+            "--grace",
+            "0.25",
+            "-v",
+            "prog",
+        ]);
+        assert!(cli.oversubscribe && cli.tag_output && cli.verbose);
+        assert_eq!(cli.output_dir, Some(PathBuf::from("out")));
+        assert_eq!(cli.timeout, Some(Duration::from_millis(1500)));
+        assert_eq!(cli.grace, Duration::from_millis(250));
+        assert_eq!(cli.wdir, Some(PathBuf::from("/tmp")));
+        assert_eq!(cli.export, ["A=b=c", "HOME"]);
+        assert_eq!(
+            parse_export(&"A=b=c".into()).unwrap(),
+            ("A".into(), Some("b=c".into()))
+        );
+        assert_eq!(parse_export(&"HOME".into()).unwrap(), ("HOME".into(), None));
+        assert!(parse_export(&"=x".into()).is_err());
+    }
+
+    #[test]
+    fn defaults_and_errors() {
+        let cli = parse(&["prog"]);
+        assert_eq!(cli.ranks, None);
+        assert_eq!(cli.grace, Duration::from_secs(3));
+        assert!(
+            Cli::try_from_args(["pirun"]).is_err(),
+            "PROGRAM is required"
+        );
+        assert!(Cli::try_from_args(["pirun", "--timeout", "soon", "p"]).is_err());
+        assert!(Cli::try_from_args(["pirun", "--grace", "-1", "p"]).is_err());
+    }
+
+    #[test]
+    fn value_options_list_matches_the_clap_definition() {
+        let cmd = Cli::command();
+        for arg in cmd.get_arguments() {
+            if arg.is_positional() || !arg.get_action().takes_values() {
+                continue;
+            }
+            if let Some(short) = arg.get_short() {
+                assert!(
+                    VALUE_OPTIONS.contains(&format!("-{short}").as_str()),
+                    "-{short}"
+                );
+            }
+            if let Some(long) = arg.get_long() {
+                assert!(
+                    VALUE_OPTIONS.contains(&format!("--{long}").as_str()),
+                    "--{long}"
+                );
+            }
+        }
+    }
+}
