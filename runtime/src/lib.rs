@@ -44,9 +44,15 @@ pub use comm::{Communicator, Source, Status, Tag, TagFilter, ANY_SOURCE, ANY_TAG
 pub use error::{Error, Result};
 pub use nonblocking::{wait_all, wait_any, Request};
 pub use partition::partition;
-pub use pirun_collectives::PointToPoint;
+pub use pirun_collectives::{op, select, CollectiveError, Collectives, PointToPoint, WithCounts};
 
 /// Everything a typical program needs, for `use pirun::prelude::*`.
 pub mod prelude {
-    pub use crate::{Communicator, Source, Status, Tag, ANY_SOURCE, ANY_TAG};
+    pub use crate::op::{
+        BitAnd, BitOr, BitXor, Loc, LogicalAnd, LogicalOr, LogicalXor, Max, MaxLoc, Min, MinLoc,
+        Op, Prod, Sum, UserOp,
+    };
+    pub use crate::{
+        Collectives, Communicator, PointToPoint, Source, Status, Tag, ANY_SOURCE, ANY_TAG,
+    };
 }

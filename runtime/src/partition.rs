@@ -14,7 +14,7 @@ use std::ops::RangeInclusive;
 pub fn partition(range: RangeInclusive<u64>, rank: usize, size: usize) -> RangeInclusive<u64> {
     let (lo, hi) = range.into_inner();
     if hi < lo || size == 0 || rank >= size {
-        return 1..=0;
+        return empty();
     }
     let len = (hi - lo) as u128 + 1;
     let (size, rank) = (size as u128, rank as u128);
@@ -23,10 +23,15 @@ pub fn partition(range: RangeInclusive<u64>, rank: usize, size: usize) -> RangeI
     let start = rank * base + rank.min(extra);
     let count = base + u128::from(rank < extra);
     if count == 0 {
-        return 1..=0;
+        return empty();
     }
     let first = lo + start as u64;
     first..=first + (count - 1) as u64
+}
+
+/// An empty range of this type (`1..=0`).
+fn empty() -> RangeInclusive<u64> {
+    RangeInclusive::new(1, 0)
 }
 
 #[cfg(test)]
