@@ -1,62 +1,16 @@
 //! Point-to-point behaviour of the runtime, tested as real processes under `pirun`.
 //!
-//! Each test is its own rank program: run normally, it launches
-//! `pirun -n N <this test binary> <test name> --exact`, with `PIRUN_TEST_SCENARIO` naming
-//! the test; started that way by pirun, the same test function runs the rank side and
-//! exits. Every launch is bounded by a hard timeout and cleaned up by the harness.
+//! Each test is its own rank program (see `common::scenario`). Every launch is bounded by
+//! a hard timeout and cleaned up by the harness.
 
 mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::Output;
 use std::time::{Duration, Instant};
 
-use common::{pirun, Running};
-use pirun::{Communicator, Error, ANY_SOURCE, ANY_TAG};
-
-const SCENARIO: &str = "PIRUN_TEST_SCENARIO";
-
-/// In a rank of scenario `name`: runs `body` and exits (1 on error). Otherwise: launches
-/// the scenario with `n` ranks and returns pirun's output.
-fn scenario(name: &str, n: usize, body: fn(&Communicator) -> pirun::Result<()>) -> Output {
-    if std::env::var(SCENARIO).as_deref() == Ok(name) {
-        let world = pirun::init().expect("pirun::init failed");
-        let r = body(&world);
-        let rank = world.rank();
-        drop(world);
-        match r {
-            Ok(()) => std::process::exit(0),
-            Err(e) => {
-                eprintln!("rank {rank} failed: {e}");
-                std::process::exit(1)
-            }
-        }
-    }
-    let exe = std::env::current_exe().expect("test binary path");
-    Running::start(
-        pirun()
-            .args(["-n", &n.to_string(), "--oversubscribe", "--grace", "2"])
-            .arg(exe)
-            .args([name, "--exact", "--nocapture", "--test-threads=1"])
-            .env(SCENARIO, name),
-    )
-    .wait(90)
-}
-
-fn assert_ok(out: &Output) {
-    assert!(
-        out.status.success(),
-        "job failed ({:?})\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
+use common::{assert_ok, scenario, stderr, Running, SCENARIO};
+use pirun::{Error, ANY_SOURCE, ANY_TAG};
 
 #[test]
 fn any_source_and_any_tag_receive_everything_with_its_status() {

@@ -16,8 +16,8 @@ use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::wait::SpinPolicy;
 
-/// Longest spin before sleeping, when this host has a core per rank.
-const DEFAULT_SPIN: Duration = Duration::from_micros(200);
+/// Longest spin before sleeping when `PIRUN_SPIN_US` is not set: none (see `wait.rs`).
+const DEFAULT_SPIN: Duration = Duration::ZERO;
 
 /// Starts pirun in this process and returns the world communicator.
 ///

@@ -1,12 +1,17 @@
 //! How a thread waits: spin briefly on non-blocking progress, then sleep in epoll — and
 //! the background thread that progresses non-blocking operations while the user computes.
 //!
-//! Latency is won here. Polling the sockets for a few tens of microseconds catches a reply
-//! without a wake-up (a sleeping thread costs several microseconds to wake), but spinning
-//! is ruinous when ranks outnumber cores: with `-n 8` on 2 cores a spinning rank steals the
-//! core its peer needs. So the spin budget is zero when this host is oversubscribed, and
-//! otherwise adapts: it doubles after a wait that ended while spinning and halves after one
-//! that had to sleep, between 1/16 of the maximum and the maximum.
+//! Latency is won here. The design started from the common wisdom (MPICH, Open MPI) that
+//! polling the sockets for a while before sleeping beats a wake-up. Measured on the 2-core
+//! development machine, it does not: an 8-byte one-way trip takes 3.7–3.9 µs when the
+//! waiter sleeps in `epoll_wait` at once, 4.2 µs with a 10 µs spin and 4.5 µs with 30 µs,
+//! and spinning halves 1 MiB bandwidth (the spinning `epoll_wait(0)` calls contend for the
+//! very socket locks the incoming data needs). So the default spin budget is zero. Boards
+//! whose cores wake slowly from idle can set `PIRUN_SPIN_US`; the budget then adapts — it
+//! doubles after a wait that ended while spinning and halves after one that had to sleep,
+//! between 1/16 of the maximum and the maximum — and is forced to zero whenever ranks
+//! outnumber the cores of their host (with `-n 8` on 2 cores a spinning rank steals the
+//! core its peer needs).
 //!
 //! At most one thread sleeps in `epoll_wait` (the leader); other waiting threads sleep on a
 //! condition variable and are woken when a progress pass changes something. The

@@ -287,3 +287,53 @@ pub fn describe(out: &Output) -> String {
         stderr(out)
     )
 }
+
+/// Names the test whose rank side a process runs (set by [`scenario`]).
+pub const SCENARIO: &str = "PIRUN_TEST_SCENARIO";
+
+/// A multi-process test whose rank program is the test itself.
+///
+/// Run normally, this launches `pirun -n N <this test binary> <name> --exact` with
+/// [`SCENARIO`] set to `name` and returns pirun's output (bounded by a 90 s deadline,
+/// everything cleaned up). Started that way by pirun, the same call runs `body` as one
+/// rank and exits the process: 0 on success, 1 on error, 101 on panic. `name` must be
+/// the calling test's name.
+pub fn scenario(
+    name: &str,
+    n: usize,
+    body: fn(&pirun::Communicator) -> pirun::Result<()>,
+) -> Output {
+    if std::env::var(SCENARIO).as_deref() == Ok(name) {
+        let world = pirun::init().expect("pirun::init failed");
+        let r = body(&world);
+        let rank = world.rank();
+        drop(world);
+        match r {
+            Ok(()) => std::process::exit(0),
+            Err(e) => {
+                eprintln!("rank {rank} failed: {e}");
+                std::process::exit(1)
+            }
+        }
+    }
+    let exe = std::env::current_exe().expect("test binary path");
+    Running::start(
+        pirun()
+            .args(["-n", &n.to_string(), "--oversubscribe", "--grace", "2"])
+            .arg(exe)
+            .args([name, "--exact", "--nocapture", "--test-threads=1"])
+            .env(SCENARIO, name),
+    )
+    .wait(90)
+}
+
+/// Fails the test with the job's output unless it succeeded.
+pub fn assert_ok(out: &Output) {
+    assert!(
+        out.status.success(),
+        "job failed ({:?})\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
