@@ -416,3 +416,63 @@ fn singleton_rank() {
     ));
     println!("singleton ok");
 }
+
+#[test]
+fn split_and_dup_keep_traffic_apart_even_with_collectives_in_flight_at_once() {
+    let out = scenario(
+        "split_and_dup_keep_traffic_apart_even_with_collectives_in_flight_at_once",
+        5,
+        |w| {
+            use pirun::prelude::*;
+            // Same tag, same peers, different communicators: never confused.
+            let dup = w.dup()?;
+            let peer = (w.rank() + 1) % w.size();
+            let from = (w.rank() + w.size() - 1) % w.size();
+            w.send(peer, 3, &[1u32])?;
+            dup.send(peer, 3, &[2u32])?;
+            assert_eq!(dup.recv::<u32>(from, 3)?.0, [2]);
+            assert_eq!(w.recv::<u32>(from, 3)?.0, [1]);
+
+            // Split by parity, reversed order inside each half.
+            let color = (w.rank() % 2) as u32;
+            let half = w
+                .split(Some(color), -(w.rank() as i64))?
+                .expect("every rank has a color");
+            let members: Vec<usize> = (0..w.size())
+                .filter(|r| r % 2 == w.rank() % 2)
+                .rev()
+                .collect();
+            assert_eq!(half.size(), members.len());
+            assert_eq!(members[half.rank()], w.rank());
+            let sum = half.allreduce(&[w.rank() as u64], Sum)?;
+            assert_eq!(sum[0], members.iter().map(|&r| r as u64).sum::<u64>());
+            // A rank without a color joins nothing.
+            let none = w.split((w.rank() != 0).then_some(7), 0)?;
+            assert_eq!(none.is_none(), w.rank() == 0);
+
+            // Two threads run collectives on two communicators at the same time.
+            let (a, b) = (w.dup()?, w.dup()?);
+            let size = w.size() as u64;
+            std::thread::scope(|s| -> pirun::Result<()> {
+                let ta = s.spawn(|| -> pirun::Result<()> {
+                    for i in 0..50u64 {
+                        assert_eq!(a.allreduce(&[i], Sum)?[0], i * size);
+                    }
+                    Ok(())
+                });
+                let tb = s.spawn(|| -> pirun::Result<()> {
+                    for i in 0..50u64 {
+                        let mut v = [if b.rank() == 1 { i + 1000 } else { 0 }];
+                        b.bcast(1, &mut v)?;
+                        assert_eq!(v[0], i + 1000);
+                    }
+                    Ok(())
+                });
+                ta.join().expect("thread a")?;
+                tb.join().expect("thread b")
+            })?;
+            Ok(())
+        },
+    );
+    assert_ok(&out);
+}

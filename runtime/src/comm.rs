@@ -130,6 +130,22 @@ impl std::fmt::Debug for Communicator {
 }
 
 impl Communicator {
+    /// A communicator over `ranks` (world ranks, in communicator order) with context
+    /// `ctx`, sharing this communicator's session.
+    pub(crate) fn derive(&self, ctx: u32, ranks: Vec<u32>) -> Option<Communicator> {
+        let me = self.inner.engine.rank;
+        let rank = ranks.iter().position(|&w| w == me)?;
+        Some(Communicator {
+            inner: Arc::new(Inner {
+                engine: self.inner.engine.clone(),
+                ctx,
+                ranks,
+                rank,
+                _session: self.inner._session.clone(),
+            }),
+        })
+    }
+
     pub(crate) fn world(engine: Arc<Engine>) -> Communicator {
         let size = engine.size;
         let rank = engine.rank as usize;

@@ -162,6 +162,8 @@ pub(crate) struct Engine {
     pub bg_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     /// This engine, for starting the background thread from `&self`.
     pub me: std::sync::Weak<Engine>,
+    /// Smallest communicator context id this process has not used (world is 0).
+    pub next_ctx: std::sync::atomic::AtomicU32,
 }
 
 impl Engine {
@@ -247,6 +249,7 @@ impl Engine {
             size,
             hosts,
             bg_thread: Mutex::new(None),
+            next_ctx: std::sync::atomic::AtomicU32::new(1),
         }))
     }
 

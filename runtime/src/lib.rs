@@ -36,6 +36,7 @@ mod partition;
 mod poller;
 mod progress;
 mod request;
+mod split;
 mod transport;
 mod wait;
 
