@@ -57,3 +57,8 @@ pub mod prelude {
         Collectives, Communicator, PointToPoint, Source, Status, Tag, ANY_SOURCE, ANY_TAG,
     };
 }
+
+/// The README's code runs as a doctest, so the tour cannot go stale.
+#[doc = include_str!("../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
