@@ -476,3 +476,29 @@ fn split_and_dup_keep_traffic_apart_even_with_collectives_in_flight_at_once() {
     );
     assert_ok(&out);
 }
+
+#[test]
+fn a_rank_that_panics_has_its_message_shown_by_pirun() {
+    let out = scenario(
+        "a_rank_that_panics_has_its_message_shown_by_pirun",
+        3,
+        |w| {
+            if w.rank() == 2 {
+                panic!("boom in rank two");
+            }
+            // The others wait for it, and are ended by pirun.
+            w.recv::<u8>(2, 0)?;
+            Ok(())
+        },
+    );
+    assert_eq!(out.status.code(), Some(101));
+    let err = stderr(&out);
+    let report = err
+        .lines()
+        .find(|l| l.starts_with("pirun: rank 2"))
+        .unwrap_or_default();
+    assert!(
+        report.contains("boom in rank two") && report.contains("p2p.rs"),
+        "{err}"
+    );
+}

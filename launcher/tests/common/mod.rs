@@ -303,6 +303,17 @@ pub fn scenario(
     n: usize,
     body: fn(&pirun::Communicator) -> pirun::Result<()>,
 ) -> Output {
+    scenario_with(name, n, &[], body)
+}
+
+/// [`scenario`] with `extra` arguments for `pirun` placed before the program (for
+/// example `["-x", "PIRUN_ALLREDUCE_ALGORITHM=ring"]`).
+pub fn scenario_with(
+    name: &str,
+    n: usize,
+    extra: &[&str],
+    body: fn(&pirun::Communicator) -> pirun::Result<()>,
+) -> Output {
     if std::env::var(SCENARIO).as_deref() == Ok(name) {
         let world = pirun::init().expect("pirun::init failed");
         let r = body(&world);
@@ -320,6 +331,7 @@ pub fn scenario(
     Running::start(
         pirun()
             .args(["-n", &n.to_string(), "--oversubscribe", "--grace", "2"])
+            .args(extra)
             .arg(exe)
             .args([name, "--exact", "--nocapture", "--test-threads=1"])
             .env(SCENARIO, name),
