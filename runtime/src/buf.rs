@@ -124,3 +124,96 @@ mod tests {
         assert_eq!(AlignedBuf::guess_align(0), 1);
     }
 }
+
+/// Up to [`RawParts::MAX`] borrowed byte slices that form one message, e.g. a collective's
+/// header and its payload: written with one `writev`, or filled in order on receipt.
+///
+/// Holds raw pointers: whoever lends the slices must keep them alive, and not touch them,
+/// until the operation using them has completed or been withdrawn (see `CancelOnDrop`).
+#[derive(Clone, Copy)]
+pub(crate) struct RawParts {
+    ptr: [*mut u8; RawParts::MAX],
+    len: [usize; RawParts::MAX],
+    n: usize,
+}
+
+// SAFETY: see the type's contract; the pointers are only used under the engine lock.
+unsafe impl Send for RawParts {}
+
+impl RawParts {
+    /// Most parts one message may have.
+    pub const MAX: usize = 4;
+
+    /// The parts of a message to send; `None` if there are more than [`RawParts::MAX`].
+    pub fn from_slices(parts: &[&[u8]]) -> Option<RawParts> {
+        if parts.len() > Self::MAX {
+            return None;
+        }
+        let mut p = RawParts {
+            ptr: [std::ptr::null_mut(); Self::MAX],
+            len: [0; Self::MAX],
+            n: 0,
+        };
+        for s in parts {
+            p.ptr[p.n] = s.as_ptr().cast_mut();
+            p.len[p.n] = s.len();
+            p.n += 1;
+        }
+        Some(p)
+    }
+
+    /// The parts of a buffer to receive into; `None` if there are more than
+    /// [`RawParts::MAX`].
+    pub fn from_mut_slices(parts: &mut [&mut [u8]]) -> Option<RawParts> {
+        let shared: Vec<&[u8]> = parts.iter().map(|s| &**s).collect();
+        RawParts::from_slices(&shared)
+    }
+
+    /// Total length in bytes.
+    pub fn total(&self) -> usize {
+        self.len[..self.n].iter().sum()
+    }
+
+    /// The parts as slices.
+    ///
+    /// # Safety
+    /// The lender's contract (see the type) must hold.
+    pub unsafe fn slices(&self) -> impl Iterator<Item = &[u8]> + '_ {
+        (0..self.n).map(|i| unsafe { std::slice::from_raw_parts(self.ptr[i], self.len[i]) })
+    }
+
+    /// The contiguous stretch starting `at` bytes into the message, up to the end of the
+    /// part it falls in (empty at the end).
+    ///
+    /// # Safety
+    /// The lender's contract must hold, the buffer must have been lent mutably, and no
+    /// other reference to that stretch may be alive.
+    #[allow(clippy::mut_from_ref)] // the bytes belong to the lender, not to `self`
+    pub unsafe fn chunk_mut(&self, mut at: usize) -> &mut [u8] {
+        for i in 0..self.n {
+            if at < self.len[i] {
+                return unsafe {
+                    std::slice::from_raw_parts_mut(self.ptr[i].add(at), self.len[i] - at)
+                };
+            }
+            at -= self.len[i];
+        }
+        &mut []
+    }
+
+    /// Copies `src` into the parts, in order (`src` must not be longer than `total`).
+    ///
+    /// # Safety
+    /// As for [`RawParts::chunk_mut`].
+    pub unsafe fn copy_in(&self, mut src: &[u8]) {
+        let mut at = 0;
+        while !src.is_empty() {
+            let dst = unsafe { self.chunk_mut(at) };
+            let n = dst.len().min(src.len());
+            assert!(n > 0, "copy_in beyond the end of the parts");
+            dst[..n].copy_from_slice(&src[..n]);
+            src = &src[n..];
+            at += n;
+        }
+    }
+}

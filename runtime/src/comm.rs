@@ -12,7 +12,7 @@ use bytemuck::Pod;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::buf::AlignedBuf;
+use crate::buf::{AlignedBuf, RawParts};
 use crate::datatype::TypeInfo;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
@@ -533,33 +533,31 @@ impl Communicator {
         }
     }
 
-    /// Blocking receive into a caller's byte buffer on the given context.
+    /// Blocking receive on the given context into a caller's buffer, given as up to
+    /// [`RawParts::MAX`] parts filled in order.
     pub(crate) fn recv_user_on(
         &self,
         ctx: u32,
         src: Source,
         tag: TagFilter,
         ty: TypeInfo,
-        buf: &mut [u8],
+        buf: &mut [&mut [u8]],
     ) -> Result<Status> {
         let s = self.source(src)?;
-        let sink = SinkSpec::User {
-            ptr: buf.as_mut_ptr(),
-            cap: buf.len(),
-        };
-        let id = self
-            .inner
-            .engine
-            .post_recv(ctx, s, tag_filter(tag), ty, sink, false)?;
-        let guard = CancelOnDrop(self.engine(), Some(id));
-        let out = self.inner.engine.wait(id);
-        if out.is_ok() {
-            guard.disarm();
-        }
-        match out? {
-            Outcome::Received { status, .. } => Ok(self.status(status)),
-            Outcome::Sent => unreachable!("a receive completes as Received"),
-        }
+        let engine = &self.inner.engine;
+        let id = engine.post_recv(
+            ctx,
+            s,
+            tag_filter(tag),
+            ty,
+            SinkSpec::User(lend_mut(buf)),
+            false,
+        )?;
+        // Until the receive is finished or withdrawn, `buf` stays lent: the guard
+        // withdraws it on every early return.
+        let guard = CancelOnDrop(engine, Some(id));
+        let out = engine.wait(id);
+        self.lent_receive_done(guard, out)
     }
 
     fn recv_user(
@@ -569,7 +567,7 @@ impl Communicator {
         ty: TypeInfo,
         buf: &mut [u8],
     ) -> Result<Status> {
-        self.recv_user_on(self.user_ctx(), src, tag, ty, buf)
+        self.recv_user_on(self.user_ctx(), src, tag, ty, &mut [buf])
     }
 
     /// Exchange on the user context with typed buffers.
@@ -590,15 +588,16 @@ impl Communicator {
             dest,
             send_tag,
             send_ty,
-            data,
+            &[data],
             src,
             recv_tag,
             recv_ty,
-            buf,
+            &mut [buf],
         )
     }
 
-    /// Posts the receive into `buf`, sends, then waits for the receive.
+    /// Posts the receive into `recv`, sends `send`, then waits for the receive; both
+    /// buffers are given as up to [`RawParts::MAX`] parts.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn sendrecv_on(
         &self,
@@ -606,25 +605,32 @@ impl Communicator {
         dest: usize,
         send_tag: Tag,
         send_ty: TypeInfo,
-        data: &[u8],
+        send: &[&[u8]],
         src: Source,
         recv_tag: TagFilter,
         recv_ty: TypeInfo,
-        buf: &mut [u8],
+        recv: &mut [&mut [u8]],
     ) -> Result<Status> {
         let s = self.source(src)?;
         let d = self.world_rank(dest)?;
-        let sink = SinkSpec::User {
-            ptr: buf.as_mut_ptr(),
-            cap: buf.len(),
-        };
         let engine = &self.inner.engine;
-        let id = engine.post_recv(ctx, s, tag_filter(recv_tag), recv_ty, sink, false)?;
-        // Until the receive is finished or withdrawn, `buf` must stay borrowed: the guard
-        // withdraws it on every early return.
+        let id = engine.post_recv(
+            ctx,
+            s,
+            tag_filter(recv_tag),
+            recv_ty,
+            SinkSpec::User(lend_mut(recv)),
+            false,
+        )?;
         let guard = CancelOnDrop(engine, Some(id));
-        engine.send(d, ctx, send_tag, send_ty, data)?;
+        engine.send_parts(d, ctx, send_tag, send_ty, lend(send))?;
         let out = engine.wait(id);
+        self.lent_receive_done(guard, out)
+    }
+
+    /// The status of a finished receive into a lent buffer; on error the guard withdraws
+    /// whatever is left of it.
+    fn lent_receive_done(&self, guard: CancelOnDrop<'_>, out: Result<Outcome>) -> Result<Status> {
         if out.is_ok() {
             guard.disarm();
         }
@@ -633,6 +639,16 @@ impl Communicator {
             Outcome::Sent => unreachable!("a receive completes as Received"),
         }
     }
+}
+
+/// Lends slices to the engine; callers pass at most [`RawParts::MAX`].
+pub(crate) fn lend(parts: &[&[u8]]) -> RawParts {
+    RawParts::from_slices(parts).expect("callers pass at most RawParts::MAX parts")
+}
+
+/// Lends mutable slices to the engine; callers pass at most [`RawParts::MAX`].
+fn lend_mut(parts: &mut [&mut [u8]]) -> RawParts {
+    RawParts::from_mut_slices(parts).expect("callers pass at most RawParts::MAX parts")
 }
 
 /// Withdraws a posted receive unless disarmed, so no buffer stays lent after an early

@@ -9,7 +9,7 @@ use std::io::{self, IoSlice, Read, Write};
 use std::net::TcpStream;
 use std::time::Instant;
 
-use crate::buf::AlignedBuf;
+use crate::buf::{AlignedBuf, RawParts};
 use crate::frame::{Header, HEADER_LEN};
 use crate::handshake::{Acceptor, Arch, Connector};
 use crate::request::ReqId;
@@ -39,22 +39,37 @@ pub(crate) enum TxBody {
     /// Owned by the queue (eager copies, non-blocking sends).
     Owned(Box<dyn Payload>),
     /// Lent by a blocking send that waits until the request completes.
-    Borrowed {
-        ptr: *const u8,
-        len: usize,
-    },
+    Borrowed(RawParts),
 }
 
 // SAFETY: a Borrowed pointer is only read under the engine lock while its owner waits.
 unsafe impl Send for TxBody {}
 
 impl TxBody {
-    pub fn bytes(&self) -> &[u8] {
+    /// Length of the payload.
+    pub fn len(&self) -> usize {
         match self {
-            TxBody::None => &[],
-            TxBody::Owned(p) => p.bytes(),
-            // SAFETY: the lender keeps the buffer alive and unmodified until completion.
-            TxBody::Borrowed { ptr, len } => unsafe { std::slice::from_raw_parts(*ptr, *len) },
+            TxBody::None => 0,
+            TxBody::Owned(p) => p.bytes().len(),
+            TxBody::Borrowed(parts) => parts.total(),
+        }
+    }
+
+    /// Appends the payload's slices from byte `skip` on to `iov`, as far as it has room.
+    fn push_iov<'a>(&'a self, mut skip: usize, iov: &mut Vec<IoSlice<'a>>, room: usize) {
+        let mut push = |s: &'a [u8]| {
+            if skip >= s.len() {
+                skip -= s.len();
+            } else if iov.len() < room {
+                iov.push(IoSlice::new(&s[skip..]));
+                skip = 0;
+            }
+        };
+        match self {
+            TxBody::None => {}
+            TxBody::Owned(p) => push(p.bytes()),
+            // SAFETY: the lender keeps the buffers alive and unmodified until completion.
+            TxBody::Borrowed(parts) => unsafe { parts.slices() }.for_each(push),
         }
     }
 }
@@ -82,14 +97,15 @@ pub(crate) struct TxItem {
 
 impl TxItem {
     fn total(&self) -> usize {
-        HEADER_LEN + self.body.bytes().len()
+        HEADER_LEN + self.body.len()
     }
 
     /// Copies a borrowed body so the lender may go; used when a blocking send must return
     /// before its frame has been fully written.
     pub fn into_owned(mut self) -> TxItem {
-        if let TxBody::Borrowed { .. } = self.body {
-            let copy = self.body.bytes().to_vec();
+        if let TxBody::Borrowed(parts) = &self.body {
+            // SAFETY: the lender is still waiting; this is the last use of its buffers.
+            let copy: Vec<u8> = unsafe { parts.slices() }.flatten().copied().collect();
             self.body = TxBody::Owned(Box::new(copy));
         }
         self
@@ -99,7 +115,7 @@ impl TxItem {
 /// Where an incoming payload goes.
 pub(crate) enum Target {
     /// A caller's buffer (blocking `recv_into`), valid until its request completes.
-    User { ptr: *mut u8, cap: usize },
+    User(RawParts),
     /// A buffer of exactly the payload's length.
     Owned(AlignedBuf),
     /// Read and dropped (a cancelled receive or one that failed its checks).
@@ -250,10 +266,14 @@ impl Conn {
             let staged = self.end - self.start;
             if staged > 0 {
                 let n = staged.min(missing);
-                let src = &self.stage[self.start..self.start + n];
-                if let Some(dst) = target_slice(&mut inc.target, inc.filled, n) {
-                    dst.copy_from_slice(src);
-                }
+                let n = match target_slice(&mut inc.target, inc.filled, n) {
+                    Some(dst) => {
+                        let m = dst.len();
+                        dst.copy_from_slice(&self.stage[self.start..self.start + m]);
+                        m
+                    }
+                    None => n,
+                };
                 inc.filled += n;
                 self.start += n;
                 if self.start == self.end {
@@ -262,10 +282,13 @@ impl Conn {
                 }
                 continue;
             }
-            let direct = missing >= DIRECT_READ_MIN;
-            let r = match (direct, target_slice(&mut inc.target, inc.filled, missing)) {
-                (true, Some(dst)) => self.sock.read(dst),
-                _ => {
+            // Large stretches are read straight into the destination; the rest via staging.
+            let dst = target_slice(&mut inc.target, inc.filled, missing)
+                .filter(|d| d.len() >= DIRECT_READ_MIN);
+            let direct = dst.is_some();
+            let r = match dst {
+                Some(dst) => self.sock.read(dst),
+                None => {
                     if self.stage.is_empty() {
                         self.stage = vec![0u8; STAGING];
                     }
@@ -277,7 +300,7 @@ impl Conn {
             };
             match r {
                 Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
-                Ok(n) if direct && !matches!(inc.target, Target::Discard) => inc.filled += n,
+                Ok(n) if direct => inc.filled += n,
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -322,26 +345,21 @@ impl Conn {
         }
         const MAX_IOV: usize = 32;
         while !self.tx.is_empty() {
-            let mut iov: [IoSlice<'_>; MAX_IOV] = [IoSlice::new(&[]); MAX_IOV];
-            let mut k = 0;
+            let mut iov: Vec<IoSlice<'_>> = Vec::with_capacity(MAX_IOV);
             for item in self.tx.iter() {
-                if k + 2 > MAX_IOV {
+                if iov.len() + 1 + RawParts::MAX > MAX_IOV {
                     break;
                 }
-                let body = item.body.bytes();
                 if item.off < HEADER_LEN {
-                    iov[k] = IoSlice::new(&item.hdr[item.off..]);
-                    k += 1;
-                    if !body.is_empty() {
-                        iov[k] = IoSlice::new(body);
-                        k += 1;
-                    }
+                    iov.push(IoSlice::new(&item.hdr[item.off..]));
+                    item.body.push_iov(0, &mut iov, MAX_IOV);
                 } else {
-                    iov[k] = IoSlice::new(&body[item.off - HEADER_LEN..]);
-                    k += 1;
+                    item.body.push_iov(item.off - HEADER_LEN, &mut iov, MAX_IOV);
                 }
             }
-            let mut n = match self.sock.write_vectored(&iov[..k]) {
+            let written = self.sock.write_vectored(&iov);
+            drop(iov);
+            let mut n = match written {
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
@@ -367,14 +385,16 @@ impl Conn {
     }
 }
 
-/// The part of a target that bytes `[at, at + n)` go to, or `None` to drop them.
+/// Where bytes from offset `at` of the payload go — at most `n` of them, fewer at the end
+/// of a part — or `None` to drop them.
 fn target_slice(t: &mut Target, at: usize, n: usize) -> Option<&mut [u8]> {
     match t {
-        // SAFETY: the engine checked `len <= cap` before choosing this target, and the
+        // SAFETY: the engine checked the message fits before choosing this target, and the
         // lender keeps the buffer alive until the request completes.
-        Target::User { ptr, cap } => {
-            debug_assert!(at + n <= *cap);
-            Some(unsafe { std::slice::from_raw_parts_mut(ptr.add(at), n) })
+        Target::User(parts) => {
+            let chunk = unsafe { parts.chunk_mut(at) };
+            let n = n.min(chunk.len());
+            Some(&mut chunk[..n])
         }
         Target::Owned(b) => Some(&mut b.as_mut_slice()[at..at + n]),
         Target::Discard => None,

@@ -13,7 +13,7 @@ use std::os::unix::net::UnixStream;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crate::buf::AlignedBuf;
+use crate::buf::{AlignedBuf, RawParts};
 use crate::conn::{Conn, Incoming, Phase, Target, Then, TxBody, TxItem};
 use crate::contract::{PeerInfo, Secret};
 use crate::datatype::TypeInfo;
@@ -268,14 +268,29 @@ impl Engine {
 
     /// Blocking send of `data` to world rank `dest`.
     pub fn send(&self, dest: u32, ctx: u32, tag: i32, ty: TypeInfo, data: &[u8]) -> Result<()> {
+        let parts = RawParts::from_slices(&[data]).expect("one part fits");
+        self.send_parts(dest, ctx, tag, ty, parts)
+    }
+
+    /// Blocking send of the concatenation of `parts` (borrowed for the duration of the
+    /// call) to world rank `dest`, without copying them together.
+    pub fn send_parts(
+        &self,
+        dest: u32,
+        ctx: u32,
+        tag: i32,
+        ty: TypeInfo,
+        parts: RawParts,
+    ) -> Result<()> {
+        let len = parts.total();
         let mut st = self.lock();
         st.check_usable(dest)?;
-        let hdr = st.header(Kind::Eager, ctx, tag, ty, data.len())?;
+        let hdr = st.header(Kind::Eager, ctx, tag, ty, len)?;
         if dest == st.me {
-            st.deliver_local(hdr, data);
+            st.deliver_local(hdr, parts);
             return Ok(());
         }
-        if data.len() <= st.cfg.eager_limit {
+        if len <= st.cfg.eager_limit {
             let mut ci = st.conn_for(self, dest)?;
             if !st.conns[ci].as_ref().is_some_and(Conn::is_open) {
                 // First contact: finish the handshake here, so the message is in the
@@ -295,10 +310,7 @@ impl Engine {
             }
             let item = TxItem {
                 hdr: hdr.encode(),
-                body: TxBody::Borrowed {
-                    ptr: data.as_ptr(),
-                    len: data.len(),
-                },
+                body: TxBody::Borrowed(parts),
                 off: 0,
                 done: None,
             };
@@ -321,16 +333,7 @@ impl Engine {
             return Ok(());
         }
         let req = st.reqs.open();
-        st.start_rendezvous(
-            self,
-            dest,
-            hdr,
-            TxBody::Borrowed {
-                ptr: data.as_ptr(),
-                len: data.len(),
-            },
-            req,
-        )?;
+        st.start_rendezvous(self, dest, hdr, TxBody::Borrowed(parts), req)?;
         drop(st);
         let r = self.wait(req);
         if r.is_err() {
@@ -355,7 +358,10 @@ impl Engine {
         let hdr = st.header(Kind::Eager, ctx, tag, ty, len)?;
         let req = st.reqs.open();
         if dest == st.me {
-            st.deliver_local(hdr, body.bytes());
+            st.deliver_local(
+                hdr,
+                RawParts::from_slices(&[body.bytes()]).expect("one part fits"),
+            );
             st.reqs.complete(req, Ok(Outcome::Sent));
             return Ok(req);
         }
@@ -813,10 +819,15 @@ impl State {
     }
 
     /// A send to this rank itself: straight into matching.
-    fn deliver_local(&mut self, hdr: Header, data: &[u8]) {
-        let mut buf = AlignedBuf::zeroed(data.len(), AlignedBuf::guess_align(hdr.elem_size))
-            .expect("a buffer the size of an existing slice can be allocated");
-        buf.as_mut_slice().copy_from_slice(data);
+    fn deliver_local(&mut self, hdr: Header, parts: RawParts) {
+        let mut buf = AlignedBuf::zeroed(parts.total(), AlignedBuf::guess_align(hdr.elem_size))
+            .expect("a buffer the size of existing slices can be allocated");
+        let mut at = 0;
+        // SAFETY: the sender lends `parts` for the duration of this call.
+        for s in unsafe { parts.slices() } {
+            buf.as_mut_slice()[at..at + s.len()].copy_from_slice(s);
+            at += s.len();
+        }
         let me = self.me;
         match self.matcher.take_posted(hdr.ctx, me, hdr.tag) {
             Some(p) => self.fill_posted(p, me, hdr, buf),
@@ -842,11 +853,10 @@ impl State {
         let r = match self.check_posted(&p, src, &hdr) {
             Err(e) => Err(e),
             Ok(()) => match p.sink {
-                SinkSpec::User { ptr, .. } => {
-                    // SAFETY: check_posted verified len <= cap; the lender waits on `p.req`.
-                    unsafe {
-                        std::ptr::copy_nonoverlapping(data.as_slice().as_ptr(), ptr, data.len())
-                    };
+                SinkSpec::User(parts) => {
+                    // SAFETY: check_posted verified the message fits; the lender waits on
+                    // `p.req`.
+                    unsafe { parts.copy_in(data.as_slice()) };
                     Ok(Outcome::Received { status, data: None })
                 }
                 SinkSpec::Owned { .. } => Ok(Outcome::Received {
@@ -871,7 +881,8 @@ impl State {
                 detail,
             });
         }
-        if let SinkSpec::User { cap, .. } = p.sink {
+        if let SinkSpec::User(parts) = &p.sink {
+            let cap = parts.total();
             if hdr.len as usize > cap {
                 return Err(Error::Truncated {
                     source_rank: src as usize,
@@ -897,7 +908,7 @@ impl State {
         let (target, error) = match self.check_posted(&p, src, &hdr) {
             Err(e) => (Target::Discard, Some(e)),
             Ok(()) => match p.sink {
-                SinkSpec::User { ptr, cap } => (Target::User { ptr, cap }, None),
+                SinkSpec::User(parts) => (Target::User(parts), None),
                 SinkSpec::Owned { align } => match AlignedBuf::zeroed(hdr.len as usize, align) {
                     Some(b) => (Target::Owned(b), None),
                     None => (
@@ -944,7 +955,7 @@ impl State {
                 let (target, err) = match self.check_posted(&p, src, &hdr) {
                     Err(e) => (Target::Discard, Some(e)),
                     Ok(()) => match p.sink {
-                        SinkSpec::User { ptr, cap } => (Target::User { ptr, cap }, None),
+                        SinkSpec::User(parts) => (Target::User(parts), None),
                         SinkSpec::Owned { align } => (
                             Target::Owned(
                                 AlignedBuf::zeroed(hdr.len as usize, align)

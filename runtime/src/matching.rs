@@ -9,15 +9,16 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use crate::buf::AlignedBuf;
+use crate::buf::{AlignedBuf, RawParts};
 use crate::datatype::TypeInfo;
 use crate::frame::Header;
 use crate::request::ReqId;
 
 /// Where a receive wants its payload.
 pub(crate) enum SinkSpec {
-    /// The caller's buffer, which outlives the receive (a blocking `recv_into`).
-    User { ptr: *mut u8, cap: usize },
+    /// The caller's buffer, which outlives the receive (a blocking `recv_into`), possibly
+    /// in parts (a collective's header and payload).
+    User(RawParts),
     /// A new buffer of the message's length, aligned for the element type.
     Owned { align: usize },
 }

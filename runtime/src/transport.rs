@@ -1,12 +1,16 @@
 //! The runtime's side of the collectives contract: [`PointToPoint`] for a
 //! [`Communicator`], on the communicator's collective context so collective traffic never
-//! matches user messages.
+//! matches user messages. The `*_parts` methods hand the collective's header and payload
+//! to the engine as separate slices: one `writev` on the way out, filled in place on the
+//! way in, never copied together.
 
 use pirun_collectives::{PointToPoint, Tag};
 
-use crate::comm::{Communicator, Source, TagFilter};
+use crate::buf::RawParts;
+use crate::comm::{lend, Communicator, Source, TagFilter};
 use crate::datatype::TypeInfo;
 use crate::error::{Error, Result};
+use crate::matching::SinkSpec;
 
 impl Communicator {
     /// Checks that a collective message filled its buffer exactly.
@@ -23,6 +27,20 @@ impl Communicator {
     }
 }
 
+/// Total length of parts.
+fn total(parts: &[&mut [u8]]) -> usize {
+    parts.iter().map(|p| p.len()).sum()
+}
+
+/// Copies `buf` into `parts` in order (the fallback for more parts than the engine takes).
+fn scatter(mut buf: &[u8], parts: &mut [&mut [u8]]) {
+    for p in parts.iter_mut() {
+        let (head, rest) = buf.split_at(p.len());
+        p.copy_from_slice(head);
+        buf = rest;
+    }
+}
+
 impl PointToPoint for Communicator {
     type Error = Error;
 
@@ -35,21 +53,11 @@ impl PointToPoint for Communicator {
     }
 
     fn send_bytes(&self, dest: usize, tag: Tag, data: &[u8]) -> Result<()> {
-        let d = self.world_rank(dest)?;
-        self.engine()
-            .send(d, self.coll_ctx(), tag, TypeInfo::BYTES, data)
+        self.send_parts(dest, tag, &[data])
     }
 
     fn recv_bytes_into(&self, src: usize, tag: Tag, buf: &mut [u8]) -> Result<()> {
-        let want = buf.len();
-        let st = self.recv_user_on(
-            self.coll_ctx(),
-            Source::Rank(src),
-            TagFilter::Tag(tag),
-            TypeInfo::BYTES,
-            buf,
-        )?;
-        self.exact(src, tag, st.len_bytes(), want)
+        self.recv_parts_into(src, tag, &mut [buf])
     }
 
     fn recv_bytes(&self, src: usize, tag: Tag) -> Result<Vec<u8>> {
@@ -59,7 +67,7 @@ impl PointToPoint for Communicator {
             Some(s),
             Some(tag),
             TypeInfo::BYTES,
-            crate::matching::SinkSpec::Owned { align: 1 },
+            SinkSpec::Owned { align: 1 },
             false,
         )?;
         let out = self.engine().wait(id);
@@ -76,17 +84,72 @@ impl PointToPoint for Communicator {
         recv_tag: Tag,
         buf: &mut [u8],
     ) -> Result<()> {
-        let want = buf.len();
+        self.sendrecv_parts_into(dest, send_tag, &[data], src, recv_tag, &mut [buf])
+    }
+
+    fn send_parts(&self, dest: usize, tag: Tag, parts: &[&[u8]]) -> Result<()> {
+        let d = self.world_rank(dest)?;
+        if parts.len() > RawParts::MAX {
+            return self.send_parts(dest, tag, &[&parts.concat()]);
+        }
+        self.engine()
+            .send_parts(d, self.coll_ctx(), tag, TypeInfo::BYTES, lend(parts))
+    }
+
+    fn recv_parts_into(&self, src: usize, tag: Tag, parts: &mut [&mut [u8]]) -> Result<()> {
+        let want = total(parts);
+        if parts.len() > RawParts::MAX {
+            let mut buf = vec![0u8; want];
+            self.recv_parts_into(src, tag, &mut [&mut buf])?;
+            scatter(&buf, parts);
+            return Ok(());
+        }
+        let st = self.recv_user_on(
+            self.coll_ctx(),
+            Source::Rank(src),
+            TagFilter::Tag(tag),
+            TypeInfo::BYTES,
+            parts,
+        )?;
+        self.exact(src, tag, st.len_bytes(), want)
+    }
+
+    fn sendrecv_parts_into(
+        &self,
+        dest: usize,
+        send_tag: Tag,
+        send: &[&[u8]],
+        src: usize,
+        recv_tag: Tag,
+        recv: &mut [&mut [u8]],
+    ) -> Result<()> {
+        if send.len() > RawParts::MAX {
+            return self.sendrecv_parts_into(
+                dest,
+                send_tag,
+                &[&send.concat()],
+                src,
+                recv_tag,
+                recv,
+            );
+        }
+        let want = total(recv);
+        if recv.len() > RawParts::MAX {
+            let mut buf = vec![0u8; want];
+            self.sendrecv_parts_into(dest, send_tag, send, src, recv_tag, &mut [&mut buf])?;
+            scatter(&buf, recv);
+            return Ok(());
+        }
         let st = self.sendrecv_on(
             self.coll_ctx(),
             dest,
             send_tag,
             TypeInfo::BYTES,
-            data,
+            send,
             Source::Rank(src),
             TagFilter::Tag(recv_tag),
             TypeInfo::BYTES,
-            buf,
+            recv,
         )?;
         self.exact(src, recv_tag, st.len_bytes(), want)
     }
