@@ -521,6 +521,13 @@ impl Engine {
                 let (finished, detail) = match (why, notice) {
                     (Drop::Io(_), Some((_, how))) => (how == ExitKind::Code(0) || goodbye, how_text(how)),
                     (Drop::Io(_), None) if goodbye => (true, "finalized".to_string()),
+                    (Drop::Io(e), None) if e.kind() == io::ErrorKind::TimedOut => (
+                        false,
+                        format!(
+                            "stopped answering for {} s: its host or the network is down",
+                            crate::engine::PEER_TIMEOUT.as_secs()
+                        ),
+                    ),
                     (Drop::Io(_), None) => (false, format!("lost the connection ({why_text}); did it crash?")),
                     (Drop::Protocol(_), _) => (false, format!("protocol error, connection dropped: {why_text}")),
                 };
