@@ -58,7 +58,9 @@ impl Config {
         };
         let limits = Limits {
             eager_max: crate::frame::EAGER_HARD_MAX,
-            message_max: num("PIRUN_MAX_MESSAGE", 1 << 36),
+            // Capped at what this host can address: on a 32-bit board a larger length
+            // would be truncated by every `as usize`.
+            message_max: num("PIRUN_MAX_MESSAGE", 1 << 36).min(usize::MAX as u64),
         };
         Config {
             eager_limit: num("PIRUN_EAGER_LIMIT", 64 << 10).min(limits.eager_max) as usize,

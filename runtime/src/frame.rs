@@ -191,16 +191,18 @@ impl Header {
             return Err(HeaderError::NegativeTag(tag));
         }
         let len = u64_at(24);
+        // Never more than this host can address (a 32-bit board cannot hold 4 GiB).
+        let addressable = usize::MAX as u64;
         let limit = match kind {
-            Kind::Eager => limits.eager_max,
-            Kind::Rts | Kind::Data => limits.message_max,
+            Kind::Eager => limits.eager_max.min(EAGER_HARD_MAX),
+            Kind::Rts | Kind::Data => limits.message_max.min(addressable),
             Kind::Cts | Kind::Goodbye => 0,
         };
         if len > limit {
-            return Err(if limit == 0 {
-                HeaderError::UnexpectedLength(kind)
-            } else {
+            return Err(if kind.has_payload() || kind == Kind::Rts {
                 HeaderError::TooLong { kind, len, limit }
+            } else {
+                HeaderError::UnexpectedLength(kind)
             });
         }
         Ok(Header {

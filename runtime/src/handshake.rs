@@ -4,9 +4,9 @@
 //!
 //! ```text
 //! connector → acceptor  Hello    magic, connector rank, nonce_c, architecture
-//! acceptor → connector  Reply    magic, acceptor rank, nonce_s, architecture,
-//!                                HMAC(secret, "pirun-s" | nonce_c | nonce_s | ranks)
-//! connector → acceptor  Proof    HMAC(secret, "pirun-c" | nonce_s | nonce_c | ranks)
+//! acceptor → connector  Reply    greeting = magic, acceptor rank, nonce_s, architecture;
+//!                                HMAC(secret, "pirun-s" | Hello | greeting)
+//! connector → acceptor  Proof    HMAC(secret, "pirun-c" | Hello | greeting)
 //! ```
 //!
 //! Each side proves it knows the secret by answering the other's fresh nonce; the labels
@@ -27,7 +27,7 @@ const NONCE_LEN: usize = 32;
 const MAC_LEN: usize = 32;
 const ARCH_LEN: usize = 16;
 
-/// Length of the connector's first message.
+/// Length of the connector's first message (and of the acceptor's greeting).
 pub const HELLO_LEN: usize = 8 + 4 + NONCE_LEN + 2 + ARCH_LEN;
 /// Length of the acceptor's reply.
 pub const REPLY_LEN: usize = HELLO_LEN + MAC_LEN;
@@ -156,20 +156,24 @@ impl Greeting {
     }
 }
 
-fn mac(secret: &Secret, label: &[u8], first: &[u8], second: &[u8], ranks: [u32; 2]) -> HmacSha256 {
+/// HMAC over a label and both greetings exactly as they travelled (ranks, nonces and
+/// architectures included, so none of them can be altered in flight).
+fn mac(secret: &Secret, label: &[u8], hello: &[u8], reply_greeting: &[u8]) -> HmacSha256 {
     let mut m = HmacSha256::new_from_slice(secret).expect("HMAC accepts any key length");
     m.update(label);
-    m.update(first);
-    m.update(second);
-    m.update(&ranks[0].to_le_bytes());
-    m.update(&ranks[1].to_le_bytes());
+    m.update(hello);
+    m.update(reply_greeting);
     m
 }
+
+const SERVER: &[u8] = b"pirun-s";
+const CLIENT: &[u8] = b"pirun-c";
 
 /// The connecting side's state between its `Hello` and the acceptor's `Reply`.
 pub struct Connector {
     secret: Secret,
-    hello: Greeting,
+    me: u32,
+    hello: [u8; HELLO_LEN],
     size: u32,
 }
 
@@ -180,15 +184,15 @@ impl Connector {
         me: u32,
         size: u32,
     ) -> std::io::Result<(Connector, [u8; HELLO_LEN])> {
-        let hello = Greeting::new(me)?;
-        let bytes = hello.encode();
+        let hello = Greeting::new(me)?.encode();
         Ok((
             Connector {
                 secret,
+                me,
                 hello,
                 size,
             },
-            bytes,
+            hello,
         ))
     }
 
@@ -199,29 +203,17 @@ impl Connector {
         reply: &[u8; REPLY_LEN],
         expect_rank: u32,
     ) -> Result<(Greeting, [u8; PROOF_LEN]), HandshakeError> {
-        let theirs = Greeting::decode(&reply[..HELLO_LEN], self.size, self.hello.rank)?;
+        let (greeting, tag) = reply.split_at(HELLO_LEN);
+        let theirs = Greeting::decode(greeting, self.size, self.me)?;
         if theirs.rank != expect_rank {
             return Err(HandshakeError::BadRank(theirs.rank));
         }
-        let ranks = [self.hello.rank, theirs.rank];
-        mac(
-            &self.secret,
-            b"pirun-s",
-            &self.hello.nonce,
-            &theirs.nonce,
-            ranks,
-        )
-        .verify_slice(&reply[HELLO_LEN..])
-        .map_err(|_| HandshakeError::BadMac)?;
-        let proof = mac(
-            &self.secret,
-            b"pirun-c",
-            &theirs.nonce,
-            &self.hello.nonce,
-            ranks,
-        )
-        .finalize()
-        .into_bytes();
+        mac(&self.secret, SERVER, &self.hello, greeting)
+            .verify_slice(tag)
+            .map_err(|_| HandshakeError::BadMac)?;
+        let proof = mac(&self.secret, CLIENT, &self.hello, greeting)
+            .finalize()
+            .into_bytes();
         Ok((theirs, proof.into()))
     }
 }
@@ -230,7 +222,8 @@ impl Connector {
 pub struct Acceptor {
     secret: Secret,
     theirs: Greeting,
-    mine: Greeting,
+    hello: [u8; HELLO_LEN],
+    mine: [u8; HELLO_LEN],
 }
 
 impl Acceptor {
@@ -243,23 +236,18 @@ impl Acceptor {
         hello: &[u8; HELLO_LEN],
     ) -> Result<(Acceptor, [u8; REPLY_LEN]), HandshakeError> {
         let theirs = Greeting::decode(hello, size, me)?;
-        let mine = Greeting::new(me).map_err(|_| HandshakeError::BadMac)?;
+        let mine = Greeting::new(me)
+            .map_err(|_| HandshakeError::BadMac)?
+            .encode();
         let mut reply = [0u8; REPLY_LEN];
-        reply[..HELLO_LEN].copy_from_slice(&mine.encode());
-        let tag = mac(
-            &secret,
-            b"pirun-s",
-            &theirs.nonce,
-            &mine.nonce,
-            [theirs.rank, me],
-        )
-        .finalize()
-        .into_bytes();
+        reply[..HELLO_LEN].copy_from_slice(&mine);
+        let tag = mac(&secret, SERVER, hello, &mine).finalize().into_bytes();
         reply[HELLO_LEN..].copy_from_slice(&tag);
         Ok((
             Acceptor {
                 secret,
                 theirs,
+                hello: *hello,
                 mine,
             },
             reply,
@@ -269,16 +257,9 @@ impl Acceptor {
     /// Checks the connector's `Proof`; on success the connection belongs to the returned
     /// greeting's rank.
     pub fn finish(self, proof: &[u8; PROOF_LEN]) -> Result<Greeting, HandshakeError> {
-        let ranks = [self.theirs.rank, self.mine.rank];
-        mac(
-            &self.secret,
-            b"pirun-c",
-            &self.mine.nonce,
-            &self.theirs.nonce,
-            ranks,
-        )
-        .verify_slice(proof)
-        .map_err(|_| HandshakeError::BadMac)?;
+        mac(&self.secret, CLIENT, &self.hello, &self.mine)
+            .verify_slice(proof)
+            .map_err(|_| HandshakeError::BadMac)?;
         Ok(self.theirs)
     }
 }
@@ -326,6 +307,20 @@ mod tests {
             Acceptor::answer([1; 32], 2, 4, &hello).err().unwrap(),
             HandshakeError::BadRank(2)
         );
+    }
+
+    #[test]
+    fn tampering_with_the_announced_architecture_breaks_the_handshake() {
+        let secret = [3u8; 32];
+        let (conn, mut hello) = Connector::start(secret, 1, 4).unwrap();
+        hello[44] ^= 0x0C; // pointer width, as an attacker in the middle would rewrite it
+        let (_acc, reply) = Acceptor::answer(secret, 3, 4, &hello).unwrap();
+        assert_eq!(conn.finish(&reply, 3).err(), Some(HandshakeError::BadMac));
+
+        let (conn, hello) = Connector::start(secret, 1, 4).unwrap();
+        let (_acc, mut reply) = Acceptor::answer(secret, 3, 4, &hello).unwrap();
+        reply[46] ^= 1; // CPU name
+        assert_eq!(conn.finish(&reply, 3).err(), Some(HandshakeError::BadMac));
     }
 
     #[test]
