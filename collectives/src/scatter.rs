@@ -112,13 +112,16 @@ fn scatterv_impl<C: PointToPoint + ?Sized, T: Pod>(
         )
         .into());
     }
+    let own = &data[layout.block(root)];
+    if let Dest::Into(buf) = &dest {
+        // Checked before anything is sent, so a failed call leaves no stray messages.
+        check_len("scatterv", r, "the receive buffer", own.len(), buf.len())?;
+    }
     for a in (0..p).filter(|&a| a != root) {
         w.send(a, &[bytes(&data[layout.block(a)])])?;
     }
-    let own = &data[layout.block(root)];
     match dest {
         Dest::Into(buf) => {
-            check_len("scatterv", r, "the receive buffer", own.len(), buf.len())?;
             buf.copy_from_slice(own);
             Ok(None)
         }

@@ -502,3 +502,28 @@ fn a_rank_that_panics_has_its_message_shown_by_pirun() {
         "{err}"
     );
 }
+
+#[test]
+fn thousands_of_small_messages_queued_before_the_receiver_looks_all_arrive() {
+    let out = scenario(
+        "thousands_of_small_messages_queued_before_the_receiver_looks_all_arrive",
+        2,
+        |w| {
+            // More frames than one progress turn handles, all staged at once.
+            const N: u64 = 5000;
+            if w.rank() == 0 {
+                for i in 0..N {
+                    w.send(1, 5, &[i])?;
+                }
+                w.send::<u8>(1, 6, &[])?;
+            } else {
+                w.recv::<u8>(0, 6)?; // everything has arrived (same sender, in order)
+                for i in 0..N {
+                    assert_eq!(w.recv::<u64>(0, 5)?.0, [i]);
+                }
+            }
+            Ok(())
+        },
+    );
+    assert_ok(&out);
+}

@@ -556,8 +556,14 @@ impl Communicator {
         // Until the receive is finished or withdrawn, `buf` stays lent: the guard
         // withdraws it on every early return.
         let guard = CancelOnDrop(engine, Some(id));
-        let out = engine.wait(id);
+        let out = engine.wait_in(id, self.group_for(ctx));
         self.lent_receive_done(guard, out)
+    }
+
+    /// The members a wait on `ctx` fails with: the whole communicator for collective
+    /// traffic (a collective is lost when any member is), nobody for user messages.
+    pub(crate) fn group_for(&self, ctx: u32) -> Option<&[u32]> {
+        (ctx == self.coll_ctx()).then_some(&self.inner.ranks[..])
     }
 
     fn recv_user(
@@ -623,8 +629,9 @@ impl Communicator {
             false,
         )?;
         let guard = CancelOnDrop(engine, Some(id));
-        engine.send_parts(d, ctx, send_tag, send_ty, lend(send))?;
-        let out = engine.wait(id);
+        let group = self.group_for(ctx);
+        engine.send_parts(d, ctx, send_tag, send_ty, lend(send), group)?;
+        let out = engine.wait_in(id, group);
         self.lent_receive_done(guard, out)
     }
 

@@ -170,6 +170,9 @@ pub(crate) struct Conn {
     pub tx_bytes: usize,
     /// Whether epoll watches this socket for writability.
     pub write_interest: bool,
+    /// The last read came back short: the socket is most likely empty, so the next read
+    /// waits for epoll to say otherwise instead of costing a system call for `EAGAIN`.
+    pub drained: bool,
 }
 
 impl Conn {
@@ -194,6 +197,7 @@ impl Conn {
             tx: VecDeque::new(),
             tx_bytes: 0,
             write_interest: false,
+            drained: false,
         }
     }
 
@@ -226,10 +230,15 @@ impl Conn {
             self.end -= self.start;
             self.start = 0;
         }
+        if self.drained {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
         loop {
+            let room = self.stage.len() - self.end;
             match self.sock.read(&mut self.stage[self.end..]) {
                 Ok(n) => {
                     self.end += n;
+                    self.drained = n < room;
                     return Ok(n);
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -285,6 +294,8 @@ impl Conn {
             // Large stretches are read straight into the destination; the rest via staging.
             let dst = target_slice(&mut inc.target, inc.filled, missing)
                 .filter(|d| d.len() >= DIRECT_READ_MIN);
+            // While a payload streams in, keep reading until EAGAIN: more is usually on its
+            // way, and going back to epoll after every short read costs a wake-up each.
             let direct = dst.is_some();
             let r = match dst {
                 Some(dst) => self.sock.read(dst),
@@ -298,6 +309,7 @@ impl Conn {
                     })
                 }
             };
+
             match r {
                 Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
                 Ok(n) if direct => inc.filled += n,

@@ -44,8 +44,10 @@ pub(crate) struct Config {
     pub eager_limit: usize,
     /// Decoder limits.
     pub limits: Limits,
-    /// Socket buffer size to ask for (0: kernel default).
+    /// Socket buffer size to ask for (0: leave the kernel's autotuning alone).
     pub sockbuf: usize,
+    /// TCP congestion control for peer connections (`None`: the system default).
+    pub congestion: Option<String>,
 }
 
 impl Config {
@@ -65,7 +67,12 @@ impl Config {
         Config {
             eager_limit: num("PIRUN_EAGER_LIMIT", 64 << 10).min(limits.eager_max) as usize,
             limits,
-            sockbuf: num("PIRUN_SOCKBUF", 4 << 20) as usize,
+            sockbuf: num("PIRUN_SOCKBUF", 0) as usize,
+            congestion: match std::env::var("PIRUN_TCP_CONGESTION") {
+                Ok(name) if name.trim().is_empty() => None,
+                Ok(name) => Some(name.trim().to_string()),
+                Err(_) => Some("reno".to_string()),
+            },
         }
     }
 }
@@ -131,6 +138,8 @@ pub(crate) struct State {
     pub leader_busy: bool,
     /// Threads inside a blocking call (the background thread then stays out of the way).
     pub user_waiters: usize,
+    /// Peers declared gone so far (lets group waits skip their check while all is well).
+    pub faults: usize,
     /// Peers with a pending `exit_notice`.
     pub exit_notices: usize,
     /// Threads sleeping on `Engine::followers`.
@@ -146,6 +155,8 @@ pub(crate) struct State {
     pub outbox: Vec<(u32, TxItem)>,
     /// Reused buffer for epoll events.
     pub scratch: Vec<crate::poller::Event>,
+    /// Connections that ran out of turns with frames still staged (see `progress.rs`).
+    pub backlog: Vec<usize>,
 }
 
 /// The per-process progress engine.
@@ -231,6 +242,7 @@ impl Engine {
             changed: false,
             leader_busy: false,
             user_waiters: 0,
+            faults: 0,
             exit_notices: 0,
             followers_waiting: 0,
             leader_is_background: false,
@@ -239,6 +251,7 @@ impl Engine {
             completed: Vec::new(),
             outbox: Vec::new(),
             scratch: Vec::with_capacity(64),
+            backlog: Vec::new(),
         };
         Ok(Arc::new_cyclic(|weak| Engine {
             me: weak.clone(),
@@ -271,11 +284,12 @@ impl Engine {
     /// Blocking send of `data` to world rank `dest`.
     pub fn send(&self, dest: u32, ctx: u32, tag: i32, ty: TypeInfo, data: &[u8]) -> Result<()> {
         let parts = RawParts::from_slices(&[data]).expect("one part fits");
-        self.send_parts(dest, ctx, tag, ty, parts)
+        self.send_parts(dest, ctx, tag, ty, parts, None)
     }
 
     /// Blocking send of the concatenation of `parts` (borrowed for the duration of the
-    /// call) to world rank `dest`, without copying them together.
+    /// call) to world rank `dest`, without copying them together. With a `group`, a large
+    /// send gives up as soon as any member is gone (see [`Engine::wait_in`]).
     pub fn send_parts(
         &self,
         dest: u32,
@@ -283,6 +297,7 @@ impl Engine {
         tag: i32,
         ty: TypeInfo,
         parts: RawParts,
+        group: Option<&[u32]>,
     ) -> Result<()> {
         let len = parts.total();
         let mut st = self.lock();
@@ -337,7 +352,7 @@ impl Engine {
         let req = st.reqs.open();
         st.start_rendezvous(self, dest, hdr, TxBody::Borrowed(parts), req)?;
         drop(st);
-        let r = self.wait(req);
+        let r = self.wait_in(req, group);
         if r.is_err() {
             // The buffer must not be read after we return: copy whatever is still queued.
             self.lock().release_borrowed_send(req);
@@ -441,6 +456,36 @@ impl Engine {
     /// Waits for `req` and returns its outcome.
     pub fn wait(&self, req: ReqId) -> Result<Outcome> {
         self.block_until(|st| st.reqs.take(req))
+    }
+
+    /// Waits for `req`, one step of a collective over `group` (world ranks): as soon as any
+    /// member has failed (crashed, killed, unreachable, or exited without finalizing), the
+    /// step fails naming it — the whole collective is lost,
+    /// even if this rank's own partner in the step is alive. The caller withdraws `req`.
+    pub fn wait_in(&self, req: ReqId, group: Option<&[u32]>) -> Result<Outcome> {
+        let Some(group) = group else {
+            return self.wait(req);
+        };
+        self.block_until(|st| {
+            if let Some(r) = st.reqs.take(req) {
+                return Some(r);
+            }
+            if st.faults == 0 {
+                return None;
+            }
+            // A member that finalized cleanly finished its part; only failures count.
+            let failed = |m: u32| {
+                st.peers[m as usize]
+                    .fault
+                    .as_ref()
+                    .is_some_and(|f| !f.finished)
+            };
+            group
+                .iter()
+                .find(|&&m| failed(m))
+                .and_then(|&m| st.fault_of(m))
+                .map(Err)
+        })
     }
 
     /// Makes progress once and returns the outcome of `req` if it has finished.
@@ -675,7 +720,7 @@ impl State {
             return Ok(ci);
         }
         let addr = self.peers[dest as usize].info.addr;
-        let sock = connect_nonblocking(addr, self.cfg.sockbuf).map_err(|e| {
+        let sock = connect_nonblocking(addr, &self.cfg).map_err(|e| {
             let detail = format!("cannot connect to it at {addr}: {e}");
             self.fail_peer(eng, dest, false, detail.clone());
             Error::PeerFailed {
@@ -995,6 +1040,7 @@ impl State {
             return;
         }
         peer.fault = Some(Fault { finished, detail });
+        self.faults += 1;
         peer.send_conn = None;
         self.changed = true;
         // Close its connections; requests waiting on their queued frames fail.
@@ -1070,14 +1116,14 @@ fn err_gone(rank: u32) -> Error {
 }
 
 /// Starts a non-blocking TCP connect with the data-path socket options.
-fn connect_nonblocking(addr: SocketAddr, sockbuf: usize) -> std::io::Result<TcpStream> {
+fn connect_nonblocking(addr: SocketAddr, cfg: &Config) -> std::io::Result<TcpStream> {
     use socket2::{Domain, Protocol, Socket, Type};
     let s = Socket::new(
         Domain::for_address(addr),
         Type::STREAM.cloexec(),
         Some(Protocol::TCP),
     )?;
-    tune_socket(&s, sockbuf)?;
+    tune_socket(&s, cfg)?;
     s.set_nonblocking(true)?;
     match s.connect(&addr.into()) {
         Ok(()) => {}
@@ -1087,17 +1133,27 @@ fn connect_nonblocking(addr: SocketAddr, sockbuf: usize) -> std::io::Result<TcpS
     Ok(s.into())
 }
 
-/// Socket options every data-path socket gets: no Nagle delay; large buffers so a
-/// megabyte moves in few system calls; and a dead-peer deadline — keepalive probes after
-/// 2 s of silence, and a connection whose sent data stays unacknowledged for
-/// [`PEER_TIMEOUT`] is dropped — so a peer whose host vanished from the network (a pulled
-/// cable sends no FIN) turns into an error within seconds instead of a hang.
-pub(crate) fn tune_socket(s: &socket2::Socket, sockbuf: usize) -> std::io::Result<()> {
+/// Socket options every data-path socket gets:
+/// - no Nagle delay;
+/// - Reno congestion control unless `PIRUN_TCP_CONGESTION` says otherwise: model-based
+///   BBR, the default on some systems, keeps the window below a megabyte on a LAN and
+///   halved 1 MiB loopback bandwidth here (see `benches/compare/experiments`); Reno is
+///   always permitted to unprivileged processes. Best effort: an unknown name is ignored;
+/// - socket buffers only if `PIRUN_SOCKBUF` asks (setting them disables autotuning, and
+///   measured no gain);
+/// - a dead-peer deadline: keepalive probes after 2 s of silence, and a connection whose
+///   sent data stays unacknowledged for [`PEER_TIMEOUT`] is dropped, so a peer whose host
+///   vanished from the network (a pulled cable sends no FIN) turns into an error within
+///   seconds instead of a hang.
+pub(crate) fn tune_socket(s: &socket2::Socket, cfg: &Config) -> std::io::Result<()> {
     s.set_nodelay(true)?;
-    if sockbuf > 0 {
+    if let Some(name) = &cfg.congestion {
+        let _ = s.set_tcp_congestion(name.as_bytes());
+    }
+    if cfg.sockbuf > 0 {
         // Best effort: the kernel caps these at net.core.{w,r}mem_max.
-        let _ = s.set_send_buffer_size(sockbuf);
-        let _ = s.set_recv_buffer_size(sockbuf);
+        let _ = s.set_send_buffer_size(cfg.sockbuf);
+        let _ = s.set_recv_buffer_size(cfg.sockbuf);
     }
     let probes = socket2::TcpKeepalive::new()
         .with_time(Duration::from_secs(2))

@@ -113,15 +113,6 @@ impl Poller {
         Ok(())
     }
 
-    /// Sleeps until something is ready, a wake-up, or `timeout`; the events are left for
-    /// the next non-blocking [`Poller::wait`] to collect.
-    pub fn sleep(&self, timeout: Duration) {
-        let mut raw = [libc::epoll_event { events: 0, u64: 0 }; 1];
-        let ms = timeout.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as i32;
-        // SAFETY: `raw` has room for one event. Errors (EINTR) just end the sleep early.
-        unsafe { libc::epoll_wait(self.epoll.as_raw_fd(), raw.as_mut_ptr(), 1, ms) };
-    }
-
     /// Wakes a thread sleeping in [`Poller::wait`].
     pub fn wake(&self) {
         let one: u64 = 1;

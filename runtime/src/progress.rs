@@ -40,8 +40,18 @@ impl Engine {
         if let Err(e) = self.poller.wait(&mut evs, Some(Duration::ZERO)) {
             st.log.warn(format_args!("epoll_wait failed: {e}"));
         }
+        self.progress_with(st, &evs);
+        st.scratch = evs;
+    }
+
+    /// Handles the events a sleeping `epoll_wait` just returned (saving the system call
+    /// a fresh look would cost), then whatever else is due.
+    pub(crate) fn progress_with(&self, st: &mut State, evs: &[crate::poller::Event]) {
+        for ci in std::mem::take(&mut st.backlog) {
+            self.conn_ready(st, ci, false);
+        }
         let mut control = false;
-        for ev in &evs {
+        for ev in evs {
             match ev.token {
                 LISTENER_TOKEN => self.accept_all(st),
                 // Last: a peer's exit notice must not overtake the messages it sent.
@@ -53,7 +63,6 @@ impl Engine {
         if control {
             self.read_control(st);
         }
-        st.scratch = evs;
         if st.handshaking > 0 {
             self.expire_handshakes(st);
         }
@@ -113,7 +122,7 @@ impl Engine {
                         continue;
                     }
                     let setup = sock.set_nonblocking(true).and_then(|()| {
-                        crate::engine::tune_socket(&socket2::SockRef::from(&sock), st.cfg.sockbuf)
+                        crate::engine::tune_socket(&socket2::SockRef::from(&sock), &st.cfg)
                     });
                     if let Err(e) = setup {
                         st.log
@@ -245,6 +254,7 @@ impl Engine {
         let Some(mut c) = st.conns.get_mut(ci).and_then(Option::take) else {
             return;
         };
+        c.drained = false;
         let r = self.drive(st, ci, &mut c, writable);
         st.conns[ci] = Some(c);
         match r {
@@ -363,6 +373,12 @@ impl Engine {
                     peer.send_conn.get_or_insert(ci);
                 }
             }
+        }
+        // Out of turns with bytes possibly still staged: epoll will not report them again
+        // (they left the socket already), so the connection goes on the backlog that the
+        // next progress pass serves first.
+        if !st.backlog.contains(&ci) {
+            st.backlog.push(ci);
         }
         Ok(())
     }
@@ -519,7 +535,8 @@ impl Engine {
                     st.exit_notices -= 1;
                 }
                 let (finished, detail) = match (why, notice) {
-                    (Drop::Io(_), Some((_, how))) => (how == ExitKind::Code(0) || goodbye, how_text(how)),
+                    (Drop::Io(_), Some((_, how))) if goodbye => (true, how_text(how)),
+                    (Drop::Io(_), Some((_, how))) => (false, format!("{} without finalizing", how_text(how))),
                     (Drop::Io(_), None) if goodbye => (true, "finalized".to_string()),
                     (Drop::Io(e), None) if e.kind() == io::ErrorKind::TimedOut => (
                         false,

@@ -70,7 +70,10 @@ impl PointToPoint for Communicator {
             SinkSpec::Owned { align: 1 },
             false,
         )?;
-        let out = self.engine().wait(id);
+        let out = self.engine().wait_in(id, self.group_for(self.coll_ctx()));
+        if out.is_err() {
+            self.engine().cancel(id);
+        }
         let (buf, _) = self.received(out)?;
         Ok(buf.into_vec().expect("byte buffers convert to Vec<u8>"))
     }
@@ -92,8 +95,14 @@ impl PointToPoint for Communicator {
         if parts.len() > RawParts::MAX {
             return self.send_parts(dest, tag, &[&parts.concat()]);
         }
-        self.engine()
-            .send_parts(d, self.coll_ctx(), tag, TypeInfo::BYTES, lend(parts))
+        self.engine().send_parts(
+            d,
+            self.coll_ctx(),
+            tag,
+            TypeInfo::BYTES,
+            lend(parts),
+            self.group_for(self.coll_ctx()),
+        )
     }
 
     fn recv_parts_into(&self, src: usize, tag: Tag, parts: &mut [&mut [u8]]) -> Result<()> {

@@ -1,17 +1,22 @@
 //! How a thread waits: spin briefly on non-blocking progress, then sleep in epoll — and
 //! the background thread that progresses non-blocking operations while the user computes.
 //!
-//! Latency is won here. The design started from the common wisdom (MPICH, Open MPI) that
-//! polling the sockets for a while before sleeping beats a wake-up. Measured on the 2-core
-//! development machine, it does not: an 8-byte one-way trip takes 3.7–3.9 µs when the
-//! waiter sleeps in `epoll_wait` at once, 4.2 µs with a 10 µs spin and 4.5 µs with 30 µs,
-//! and spinning halves 1 MiB bandwidth (the spinning `epoll_wait(0)` calls contend for the
-//! very socket locks the incoming data needs). So the default spin budget is zero. Boards
-//! whose cores wake slowly from idle can set `PIRUN_SPIN_US`; the budget then adapts — it
-//! doubles after a wait that ended while spinning and halves after one that had to sleep,
-//! between 1/16 of the maximum and the maximum — and is forced to zero whenever ranks
-//! outnumber the cores of their host (with `-n 8` on 2 cores a spinning rank steals the
-//! core its peer needs).
+//! Latency is won here, and measurement on the 2-core development VM decided the policy
+//! (`pingpong`, medians):
+//! - waking a thread on the other core costs about 25 µs here, so a rank that sleeps in
+//!   `epoll_wait` at once takes 23–32 µs per 8-byte hop when the two ranks run on
+//!   different cores (3.5 µs when the scheduler happens to put them on one core);
+//! - spinning for up to 200 µs before sleeping gives 3.5 µs (8 B), 14 µs (64 KiB) and
+//!   100 µs (1 MiB) whatever the placement — as long as the spin yields the core at every
+//!   turn: a plain busy loop made two ranks pinned to one core take 104 µs per hop, since
+//!   the spinner holds the core its peer needs until its budget runs out;
+//! - with `-n 8` on 2 cores, a yielding 50 µs spin keeps 3.4 µs (the six idle ranks sleep).
+//!
+//! So a waiter first spins (yielding) for up to 200 µs, or 50 µs when the host's ranks
+//! outnumber its cores (`PIRUN_SPIN_US` overrides both), then sleeps in epoll. The budget
+//! adapts to what the waits look like: while the moving average of recent waits is longer
+//! than the window, the spin shrinks to a sixteenth of it, so a rank waiting on a slow peer
+//! does not burn its core; a rank blocked in a long receive uses well under 1 % of a core.
 //!
 //! At most one thread sleeps in `epoll_wait` (the leader); other waiting threads sleep on a
 //! condition variable and are woken when a progress pass changes something. The
@@ -28,42 +33,59 @@ const MAX_SLEEP: Duration = Duration::from_millis(250);
 
 /// The adaptive spin budget.
 pub(crate) struct SpinPolicy {
+    /// Longest spin.
     max_ns: u64,
-    cur_ns: AtomicU64,
+    /// Moving average (weight 1/8) of how long recent waits lasted.
+    avg_wait_ns: AtomicU64,
 }
 
 impl SpinPolicy {
-    /// `local_ranks` ranks share `cores` cores on this host; `max` is the longest spin
-    /// (`PIRUN_SPIN_US` overrides it).
-    pub fn new(local_ranks: usize, cores: usize, max: Duration) -> SpinPolicy {
+    /// `local_ranks` ranks share `cores` cores on this host. `dedicated` is the longest spin
+    /// when every rank has a core, `shared` when they do not; `PIRUN_SPIN_US` overrides both.
+    pub fn new(
+        local_ranks: usize,
+        cores: usize,
+        dedicated: Duration,
+        shared: Duration,
+    ) -> SpinPolicy {
         let max = std::env::var("PIRUN_SPIN_US")
             .ok()
             .and_then(|v| v.trim().parse().ok())
             .map(Duration::from_micros)
-            .unwrap_or(max);
-        let max_ns = if local_ranks > cores {
-            0
-        } else {
-            max.as_nanos() as u64
-        };
+            .unwrap_or(if local_ranks > cores {
+                shared
+            } else {
+                dedicated
+            });
         SpinPolicy {
-            max_ns,
-            cur_ns: AtomicU64::new(max_ns),
+            max_ns: max.as_nanos() as u64,
+            avg_wait_ns: AtomicU64::new(0),
         }
     }
 
+    /// The whole window while recent waits were short enough to be caught by it; a sixteenth
+    /// of it while they were longer (a rank waiting on a slow peer should not burn its core).
     fn budget(&self) -> Duration {
-        Duration::from_nanos(self.cur_ns.load(Ordering::Relaxed))
+        let avg = self.avg_wait_ns.load(Ordering::Relaxed);
+        Duration::from_nanos(if avg <= self.max_ns {
+            self.max_ns
+        } else {
+            self.max_ns / 16
+        })
     }
 
-    fn record(&self, caught_while_spinning: bool) {
-        let cur = self.cur_ns.load(Ordering::Relaxed);
-        let next = if caught_while_spinning {
-            (cur * 2).clamp(self.max_ns / 16, self.max_ns)
-        } else {
-            (cur / 2).max(self.max_ns / 16)
-        };
-        self.cur_ns.store(next, Ordering::Relaxed);
+    fn record(&self, waited: Duration) {
+        let avg = self.avg_wait_ns.load(Ordering::Relaxed);
+        let d = waited.as_nanos().min(u64::MAX as u128) as u64;
+        self.avg_wait_ns
+            .store(avg - avg / 8 + d / 8, Ordering::Relaxed);
+    }
+
+    /// One turn of the spin loop: yield the core, so a rank that shares it (oversubscribed,
+    /// or placed there by the scheduler) runs first; with a core to itself, `sched_yield`
+    /// returns at once.
+    fn pause(&self) {
+        std::thread::yield_now();
     }
 }
 
@@ -96,9 +118,15 @@ impl Engine {
             // Take the sockets back from the background thread.
             self.poller.wake();
         }
-        let mut slept = false;
+        // What the last sleep in epoll_wait returned, handled without asking again.
+        let mut woke = Vec::new();
         let result = loop {
-            self.progress(&mut st);
+            if woke.is_empty() {
+                self.progress(&mut st);
+            } else {
+                self.progress_with(&mut st, &woke);
+                woke.clear();
+            }
             if let Some(r) = check(&mut st) {
                 break Some(r);
             }
@@ -106,13 +134,15 @@ impl Engine {
             if deadline.is_some_and(|d| now >= d) {
                 break None;
             }
+            if !st.backlog.is_empty() {
+                continue; // staged frames to handle: no sleeping on an empty socket
+            }
             if now.duration_since(start) < budget {
                 drop(st);
-                std::hint::spin_loop();
+                self.spin.pause();
                 st = self.lock();
                 continue;
             }
-            slept = true;
             let nap = deadline.map_or(MAX_SLEEP, |d| {
                 d.saturating_duration_since(now).min(MAX_SLEEP)
             });
@@ -127,7 +157,7 @@ impl Engine {
             } else {
                 st.leader_busy = true;
                 drop(st);
-                self.poller.sleep(nap);
+                let _ = self.poller.wait(&mut woke, Some(nap));
                 st = self.lock();
                 st.leader_busy = false;
                 if st.followers_waiting > 0 {
@@ -141,9 +171,7 @@ impl Engine {
         if hand_over {
             self.idle.notify_one();
         }
-        if budget > Duration::ZERO {
-            self.spin.record(!slept);
-        }
+        self.spin.record(start.elapsed());
         result
     }
 
@@ -199,7 +227,8 @@ fn background_loop(engine: Weak<Engine>) {
         st.leader_busy = true;
         st.leader_is_background = true;
         drop(st);
-        eng.poller.sleep(MAX_SLEEP);
+        // The events stay pending (level-triggered) for the progress pass that follows.
+        let _ = eng.poller.wait(&mut Vec::new(), Some(MAX_SLEEP));
         let mut st = eng.lock();
         st.leader_busy = false;
         st.leader_is_background = false;
