@@ -779,8 +779,11 @@ impl State {
                 return 0;
             }
         }
-        let own = c.tx.drain(..).map(TxItem::into_owned).collect();
-        c.tx = own;
+        if !c.tx.is_empty() {
+            // What the socket did not take outlives this call: copy borrowed bodies.
+            let own = c.tx.drain(..).map(TxItem::into_owned).collect();
+            c.tx = own;
+        }
         let queued = c.tx_bytes;
         self.conns[ci] = Some(c);
         self.update_interest(eng, ci);
