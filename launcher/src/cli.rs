@@ -1,5 +1,10 @@
 //! The `pirun` command line: option definitions (clap), the `-np` spelling, and parsing of
 //! `-x` exports and durations. Nothing here starts processes or looks at the host.
+//!
+//! Multi-host options: `--hostfile`/`--host` (the allocation), `--map-by`/`--npernode`
+//! (the mapping), `--launch-agent`/`--proxy-path` (how proxies are started; also
+//! `PIRUN_LAUNCH_AGENT`/`PIRUN_PROXY_PATH`), `--preload-binary`, `--iface`. The hidden
+//! `--proxy` runs `pirun` as the per-host proxy ([`crate::proxy`]).
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -7,7 +12,13 @@ use std::time::Duration;
 
 use clap::Parser;
 
+use crate::alloc::MapBy;
 use crate::error::LaunchError;
+
+/// Environment variable naming the launch agent when `--launch-agent` is not given.
+pub const ENV_LAUNCH_AGENT: &str = "PIRUN_LAUNCH_AGENT";
+/// Environment variable naming the remote pirun when `--proxy-path` is not given.
+pub const ENV_PROXY_PATH: &str = "PIRUN_PROXY_PATH";
 
 const AFTER_HELP: &str = "\
 Every rank gets PIRUN_RANK, PIRUN_SIZE, PIRUN_LOCAL_RANK, PIRUN_LOCAL_SIZE, PIRUN_HOST,
@@ -19,8 +30,14 @@ Exit status:
   N        the first rank that failed exited with N (128+S if it was killed by signal S)
   128+S    pirun received signal S (SIGINT, SIGTERM, SIGHUP), forwarded it and ended the job
   124      the job ran longer than --timeout
-  126/127  the program is not executable / was not found
-  1        pirun could not start the job;  2  bad command line";
+  126/127  the program is not executable (or built for another CPU) / was not found
+  255      a host was lost while the job ran (link cut, ssh connection gone)
+  1        pirun could not start the job;  2  bad command line
+
+Hosts: --hostfile FILE or --host pi1:2,pi2:2, else a batch system's allocation (Slurm,
+PBS/TORQUE, LSF), else this host. Remote hosts are reached with `ssh HOST pirun --proxy`
+(see --launch-agent, --proxy-path); every host must have the program at the same path,
+or pass --preload-binary.";
 
 /// `pirun -n N [options] PROGRAM [ARGS...]`: start N copies of PROGRAM as the ranks of
 /// one job.
@@ -69,10 +86,50 @@ pub struct Cli {
     #[arg(short = 'v', long)]
     pub verbose: bool,
 
+    /// Run on the hosts of FILE (Open MPI or MPICH hostfile: `pi1 slots=4`, `pi2:4`).
+    #[arg(long, value_name = "FILE")]
+    pub hostfile: Option<PathBuf>,
+
+    /// Run on these hosts: `pi1:4,pi2:4` (HOST[:SLOTS], comma-separated).
+    #[arg(long = "host", value_name = "LIST")]
+    pub hosts: Option<String>,
+
+    /// Spread ranks by slot (fill each host in turn) or by node (round-robin).
+    #[arg(long, value_name = "slot|node", default_value = "slot")]
+    pub map_by: MapBy,
+
+    /// Put K ranks on every host.
+    #[arg(long, value_name = "K")]
+    pub npernode: Option<u32>,
+
+    /// Command that runs a command on another host [default: ssh; env PIRUN_LAUNCH_AGENT].
+    /// Split like a shell would: `--launch-agent 'ssh -F /tmp/cfg -p 2222'`.
+    #[arg(long, value_name = "CMD")]
+    pub launch_agent: Option<String>,
+
+    /// The pirun to run on remote hosts [default: `pirun` on their PATH; env
+    /// PIRUN_PROXY_PATH].
+    #[arg(long, value_name = "PATH")]
+    pub proxy_path: Option<String>,
+
+    /// Send the program to every remote host (into a temporary directory, checked by
+    /// SHA-256, removed at the end) instead of expecting it there.
+    #[arg(long)]
+    pub preload_binary: bool,
+
+    /// Network the ranks use across hosts: an interface name (`eth0`) or a network
+    /// (`10.77.0.0/24`) [default: the network ssh uses].
+    #[arg(long, value_name = "NAME|CIDR")]
+    pub iface: Option<String>,
+
+    /// Run as the per-host proxy of a multi-host job (started by pirun over ssh).
+    #[arg(long, hide = true)]
+    pub proxy: bool,
+
     /// The program to run, then its arguments.
     #[arg(
         value_name = "PROGRAM",
-        required = true,
+        required_unless_present = "proxy",
         trailing_var_arg = true,
         allow_hyphen_values = true,
         num_args = 1..
@@ -90,6 +147,13 @@ const VALUE_OPTIONS: &[&str] = &[
     "--timeout",
     "--wdir",
     "--grace",
+    "--hostfile",
+    "--host",
+    "--map-by",
+    "--npernode",
+    "--launch-agent",
+    "--proxy-path",
+    "--iface",
 ];
 
 impl Cli {
@@ -105,6 +169,22 @@ impl Cli {
         T: Into<OsString>,
     {
         Cli::try_parse_from(normalize_args(args.into_iter().map(Into::into)))
+    }
+
+    /// The launch agent: `--launch-agent`, else `PIRUN_LAUNCH_AGENT`, else `ssh`.
+    pub fn launch_agent(&self) -> String {
+        self.launch_agent
+            .clone()
+            .or_else(|| std::env::var(ENV_LAUNCH_AGENT).ok())
+            .unwrap_or_else(|| "ssh".to_string())
+    }
+
+    /// The remote pirun: `--proxy-path`, else `PIRUN_PROXY_PATH`, else `None` (`pirun`
+    /// on the remote PATH).
+    pub fn proxy_path(&self) -> Option<String> {
+        self.proxy_path
+            .clone()
+            .or_else(|| std::env::var(ENV_PROXY_PATH).ok())
     }
 
     /// The `-x` exports resolved to name/value pairs. `-x VAR` takes pirun's own value;
@@ -264,6 +344,43 @@ mod tests {
         );
         assert_eq!(parse_export(&"HOME".into()).unwrap(), ("HOME".into(), None));
         assert!(parse_export(&"=x".into()).is_err());
+    }
+
+    #[test]
+    fn multi_host_options_are_parsed() {
+        let cli = parse(&[
+            "--hostfile",
+            "hosts",
+            "--map-by",
+            "node",
+            "--npernode",
+            "2",
+            "--launch-agent",
+            "ssh -F /tmp/cfg",
+            "--proxy-path",
+            "/opt/pirun",
+            "--preload-binary",
+            "--iface",
+            "10.77.0.0/24",
+            "./primes",
+            "--host",
+        ]);
+        assert_eq!(cli.hostfile, Some(PathBuf::from("hosts")));
+        assert_eq!(cli.map_by, MapBy::Node);
+        assert_eq!(cli.npernode, Some(2));
+        assert_eq!(cli.launch_agent(), "ssh -F /tmp/cfg");
+        assert_eq!(cli.proxy_path().as_deref(), Some("/opt/pirun"));
+        assert!(cli.preload_binary && !cli.proxy);
+        assert_eq!(cli.iface.as_deref(), Some("10.77.0.0/24"));
+        assert_eq!(cli.command, ["./primes", "--host"]);
+        assert_eq!(
+            parse(&["--host", "pi1:2,pi2", "p"]).hosts.as_deref(),
+            Some("pi1:2,pi2")
+        );
+        assert_eq!(parse(&["p"]).map_by, MapBy::Slot);
+        assert!(Cli::try_from_args(["pirun", "--map-by", "core", "p"]).is_err());
+        let proxy = Cli::try_from_args(["pirun", "--proxy"]).expect("--proxy needs no program");
+        assert!(proxy.proxy && proxy.command.is_empty());
     }
 
     #[test]

@@ -23,6 +23,9 @@ pub mod exit_code {
     /// Added to a signal number: a rank killed by signal `s`, or `pirun` ended by a
     /// forwarded signal `s`, exits with `128 + s`.
     pub const SIGNAL_BASE: i32 = 128;
+    /// A host was lost while the job ran (its link or ssh connection failed), as ssh
+    /// itself reports a failed connection.
+    pub const HOST_LOST: i32 = 255;
 }
 
 /// Why `pirun` could not start (or had to abandon) a job.
@@ -104,6 +107,139 @@ pub enum LaunchError {
         source: io::Error,
     },
 
+    /// More ranks than the slots of a multi-host allocation without `--oversubscribe`
+    /// (one host: [`LaunchError::Oversubscribed`]).
+    #[error(
+        "{ranks} ranks requested but the allocation has only {slots} slots on {hosts} hosts; \
+         pass --oversubscribe to run more ranks than slots, or use more hosts"
+    )]
+    TooFewSlots {
+        /// Ranks requested.
+        ranks: u32,
+        /// Slots in the allocation.
+        slots: usize,
+        /// Hosts in the allocation.
+        hosts: usize,
+    },
+
+    /// A host would get more ranks than its `max_slots`, which `--oversubscribe` does not
+    /// lift.
+    #[error(
+        "{ranks} ranks do not fit: host {host} would get {wanted} of them but its max_slots \
+         is {max_slots}, a limit --oversubscribe does not lift; use fewer ranks, or raise \
+         max_slots for {host} in the hostfile"
+    )]
+    AboveMaxSlots {
+        /// Ranks requested.
+        ranks: u32,
+        /// The host that is full.
+        host: String,
+        /// Ranks the mapping would put there.
+        wanted: usize,
+        /// Its limit.
+        max_slots: usize,
+    },
+
+    /// `--npernode 0`.
+    #[error("--npernode must be at least 1")]
+    NpernodeZero,
+
+    /// `-n` above `--npernode` × hosts.
+    #[error(
+        "-n {ranks} with --npernode {npernode} needs {} hosts but the allocation has {hosts}; \
+         use fewer ranks, a larger --npernode, or more hosts",
+        (*ranks as usize).div_ceil((*npernode).max(1) as usize)
+    )]
+    NpernodeTooFew {
+        /// Ranks requested.
+        ranks: u32,
+        /// Ranks per host.
+        npernode: u32,
+        /// Hosts in the allocation.
+        hosts: usize,
+    },
+
+    /// `--npernode` above a host's slots without `--oversubscribe`.
+    #[error(
+        "--npernode {npernode} puts {ranks} ranks on host {host}, which has {slots} slots; \
+         pass --oversubscribe to run more ranks than slots there, or lower --npernode"
+    )]
+    NpernodeOversubscribed {
+        /// Ranks per host requested.
+        npernode: u32,
+        /// Ranks the host would get.
+        ranks: usize,
+        /// The host.
+        host: String,
+        /// Its slots.
+        slots: usize,
+    },
+
+    /// An allocation without hosts (never made by [`crate::alloc::Allocation::resolve`]).
+    #[error("the allocation has no hosts; name some with --host or --hostfile")]
+    NoHosts,
+
+    /// Both `--host` and `--hostfile`.
+    #[error("--host and --hostfile were both given; use one of them")]
+    HostAndHostfile,
+
+    /// A hostfile (or PBS node file) could not be read.
+    #[error("cannot read {what} `{}`: {source}; check the path", path.display())]
+    HostfileRead {
+        /// What the file is: `hostfile`, `PBS node file (PBS_NODEFILE)`.
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        source: io::Error,
+    },
+
+    /// A line of a hostfile (or PBS node file) is wrong; the message says what to do.
+    #[error("{}:{line}: {message}", path.display())]
+    Hostfile {
+        /// The file.
+        path: PathBuf,
+        /// The line, counting from 1.
+        line: usize,
+        /// What is wrong and how to fix it.
+        message: String,
+    },
+
+    /// A hostfile (or PBS node file) without a single host.
+    #[error(
+        "{what} `{}` lists no hosts; add one line per host, such as `pi1 slots=4` or `pi1:4`",
+        path.display()
+    )]
+    EmptyHostfile {
+        /// What the file is: `hostfile`, `PBS node file (PBS_NODEFILE)`.
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+    },
+
+    /// A `--host` list that cannot be read; the reason says what to do.
+    #[error("bad --host {spec:?}: {reason}")]
+    BadHostList {
+        /// The list as given.
+        spec: String,
+        /// What is wrong and how to fix it.
+        reason: String,
+    },
+
+    /// A batch system's variable (Slurm, LSF) that cannot be read.
+    #[error(
+        "cannot use the batch system's allocation: {var}={value:?}: {reason}; fix or unset \
+         {var}, or choose hosts with --host or --hostfile"
+    )]
+    BatchEnv {
+        /// The variable.
+        var: &'static str,
+        /// Its value.
+        value: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
     /// A system call the launcher needs failed.
     #[error("{what}: {source}")]
     System {
@@ -112,6 +248,11 @@ pub enum LaunchError {
         /// The underlying error.
         source: io::Error,
     },
+
+    /// A multi-host problem: a remote host or its proxy, the program's machine, the
+    /// network address (see [`crate::remote::HostError`]).
+    #[error(transparent)]
+    Host(#[from] crate::remote::HostError),
 }
 
 impl LaunchError {
@@ -128,7 +269,17 @@ impl LaunchError {
         match self {
             LaunchError::NoRanks
             | LaunchError::Oversubscribed { .. }
-            | LaunchError::BadExport { .. } => exit_code::USAGE,
+            | LaunchError::BadExport { .. }
+            | LaunchError::TooFewSlots { .. }
+            | LaunchError::AboveMaxSlots { .. }
+            | LaunchError::NpernodeZero
+            | LaunchError::NpernodeTooFew { .. }
+            | LaunchError::NpernodeOversubscribed { .. }
+            | LaunchError::NoHosts
+            | LaunchError::HostAndHostfile
+            | LaunchError::Hostfile { .. }
+            | LaunchError::EmptyHostfile { .. }
+            | LaunchError::BadHostList { .. } => exit_code::USAGE,
             LaunchError::ProgramNotFound { .. } => exit_code::NOT_FOUND,
             LaunchError::NotExecutable { .. } => exit_code::NOT_EXECUTABLE,
             LaunchError::Spawn { source, .. } => match source.kind() {
@@ -138,7 +289,10 @@ impl LaunchError {
             },
             LaunchError::WorkDir { .. }
             | LaunchError::OutputDir { .. }
+            | LaunchError::HostfileRead { .. }
+            | LaunchError::BatchEnv { .. }
             | LaunchError::System { .. } => exit_code::LAUNCH_FAILED,
+            LaunchError::Host(e) => e.exit_code(),
         }
     }
 }

@@ -10,8 +10,8 @@
 //! signals a group id that could have been reused. The guard keeps none of `pirun`'s
 //! descriptors, so it never holds a pipe that someone waits on.
 //!
-//! On a remote host (issue 4) the per-host proxy plays the same role when its connection
-//! to the launcher closes.
+//! On a remote host the per-host proxy (`pirun --proxy`) runs its own guard, and kills
+//! its ranks itself when its connection to the launcher closes.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -39,15 +39,18 @@ impl Guard {
         }
         // SAFETY: both descriptors were just created and belong to nobody else.
         let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-        // SAFETY: pirun is single-threaded here, so the child may run ordinary code; it
-        // never returns from `guard_main`.
+        // Allocated before the fork: the child must not allocate, since another thread
+        // (the heartbeat of a multi-host job) may hold the allocator's lock at the fork.
+        let groups = Vec::with_capacity(MAX_GROUPS);
+        // SAFETY: the child makes only async-signal-safe calls and touches only memory
+        // allocated before the fork; it never returns from `guard_main`.
         let pid = unsafe { libc::fork() };
         if pid < 0 {
             return Err(io::Error::last_os_error());
         }
         if pid == 0 {
             drop(write);
-            guard_main(read.as_raw_fd());
+            guard_main(read.as_raw_fd(), groups);
         }
         drop(read);
         Ok(Guard {
@@ -91,8 +94,9 @@ impl Drop for Guard {
     }
 }
 
-/// The guard process: collect group ids until end of file, then act.
-fn guard_main(pipe: RawFd) -> ! {
+/// The guard process: collect group ids until end of file, then act. Only
+/// async-signal-safe calls, and no allocation (`groups` has room for [`MAX_GROUPS`]).
+fn guard_main(pipe: RawFd, mut groups: Vec<i32>) -> ! {
     // SAFETY: plain system calls on descriptors this process owns; the process ends
     // with _exit and never returns into pirun's code.
     unsafe {
@@ -108,12 +112,11 @@ fn guard_main(pipe: RawFd) -> ! {
         // Leave pirun's process group, so that a signal for pirun's job (Ctrl-C) does
         // not reach the guard; a SIGKILL of pirun then still finds the guard alive.
         libc::setpgid(0, 0);
-        let mut groups: Vec<i32> = Vec::new();
         let mut buf = [0u8; 4];
         let mut got = 0;
         loop {
             let n = libc::read(pipe, buf[got..].as_mut_ptr().cast(), 4 - got);
-            if n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+            if n < 0 && *libc::__errno_location() == libc::EINTR {
                 continue;
             }
             if n <= 0 {

@@ -1,12 +1,18 @@
-//! Spawning and supervising the ranks of one host: the part of `pirun` that will become
-//! the per-host proxy (`pirun --proxy`) of a multi-host job.
+//! Spawning and supervising the ranks of one host, and the [`Host`] abstraction through
+//! which the job's policy sees every host of a job.
+//!
+//! [`Host`] is what [`crate::job`] drives: the ranks forked on this machine
+//! ([`LocalHost`]) or those a proxy runs on another machine ([`crate::remote::RemoteHost`]).
+//! Both report the same [`HostEvent`]s and take the same orders (peer table, exit
+//! notices, signals, stdin), so the policy does not care where a rank runs.
 //!
 //! [`LocalHost`] starts each rank with the launch contract (environment, control
 //! socketpair, `Welcome`), forwards its output line by line to an [`OutputSink`], feeds
 //! stdin to the rank that owns it, turns control frames and exits into [`HostEvent`]s,
 //! and signals ranks on request.
 //! It decides nothing: the job policy (fence, ending the job, exit code) lives in
-//! [`crate::job`], which could equally sit on another machine.
+//! [`crate::job`]. The per-host proxy (`pirun --proxy`, [`crate::proxy`]) runs a
+//! `LocalHost` on a remote machine and relays its events to the launcher.
 //!
 //! Process model: every rank is the leader of its own process group, so that a signal
 //! sent to the rank also reaches the children of a shell-script rank, and so that a
@@ -25,8 +31,9 @@ use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::Instant;
 
-use pirun::contract::{self, ControlMsg, ExitKind, Secret};
+use pirun::contract::{self, ControlMsg, ExitKind, PeerInfo, Secret};
 
 use crate::control::{ControlChannel, ReadState};
 use crate::error::LaunchError;
@@ -103,21 +110,100 @@ pub enum HostEvent {
         /// How it ended.
         how: ExitKind,
     },
+    /// A remote host's ranks were started (for `-v`; local ranks are known at once).
+    Started {
+        /// `(rank, pid)` of each.
+        pids: Vec<(u32, u32)>,
+    },
+    /// A remote host could not start its ranks (its proxy reported why and exited).
+    Failed {
+        /// What went wrong, naming the rank or file.
+        message: String,
+        /// pirun's exit code for it.
+        code: i32,
+    },
+    /// The connection to a remote host is gone (link cut, ssh died, proxy silent): its
+    /// ranks are out of reach and count as ended.
+    Lost {
+        /// What was observed.
+        reason: String,
+        /// The ranks that were still running there.
+        ranks: Vec<u32>,
+    },
 }
 
-/// Identifies one descriptor of one rank in the poll set.
+/// One host of a job, as the job's policy drives it. Implemented by [`LocalHost`] (ranks
+/// forked here) and [`crate::remote::RemoteHost`] (ranks run by a proxy elsewhere).
+///
+/// The event loop asks each host for the descriptors to watch ([`Host::interest`]),
+/// hands readiness back ([`Host::handle`]) and collects [`HostEvent`]s; everything else
+/// is an order from the policy.
+pub trait Host {
+    /// The host's name, as the job calls it.
+    fn name(&self) -> &str;
+    /// Calls `add` for every descriptor to watch now, with the events to watch for.
+    fn interest(&self, add: &mut dyn FnMut(RawFd, i16, HostToken));
+    /// Handles readiness of a descriptor registered through [`Host::interest`].
+    fn handle(
+        &mut self,
+        token: HostToken,
+        revents: i16,
+        sink: &mut dyn OutputSink,
+        events: &mut Vec<HostEvent>,
+    );
+    /// A child process ended (`SIGCHLD`): look for what ended.
+    fn reap(&mut self, sink: &mut dyn OutputSink, events: &mut Vec<HostEvent>);
+    /// Time-driven work (heartbeats); returns when it wants to be called again.
+    fn tick(&mut self, now: Instant, events: &mut Vec<HostEvent>) -> Option<Instant>;
+    /// Hands every running rank the peer table (the fence is complete).
+    fn send_peers(&mut self, peers: &[PeerInfo]);
+    /// Tells every running rank that `rank` has ended.
+    fn send_peer_exited(&mut self, rank: u32, how: ExitKind);
+    /// Closes `rank`'s control channel (after a protocol violation).
+    fn close_control(&mut self, rank: u32);
+    /// Whether every rank of this host has ended (or is out of reach).
+    fn all_exited(&self) -> bool;
+    /// Whether output may still arrive.
+    fn output_open(&self) -> bool;
+    /// Sends `sig` to every rank's process group.
+    fn signal(&mut self, sig: i32);
+    /// Whether the rank owning stdin can take more input now.
+    fn wants_stdin(&self) -> bool;
+    /// Whether the rank owning stdin (if it runs here) still has its stdin open.
+    fn has_stdin(&self) -> bool;
+    /// Bytes read from the launcher's stdin, for the rank owning it.
+    fn feed_stdin(&mut self, data: &[u8]);
+    /// The launcher's stdin reached end of file.
+    fn end_stdin(&mut self);
+    /// Every rank of the job has ended: kill what is left of this host's process groups
+    /// and let the remaining output drain.
+    fn finish(&mut self);
+    /// Stops forwarding output (what is buffered is forwarded first).
+    fn close_output(&mut self, sink: &mut dyn OutputSink);
+    /// Collects what is left (zombies, the ssh process). Call once at the very end.
+    fn reap_all(&mut self);
+}
+
+/// Identifies one descriptor of a host in the poll set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HostToken {
-    index: usize,
-    kind: FdKind,
+    pub(crate) index: usize,
+    pub(crate) kind: FdKind,
 }
 
+/// What a [`HostToken`] points at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum FdKind {
+pub(crate) enum FdKind {
     Stdout,
     Stderr,
     Stdin,
     Control,
+    /// A remote host: the proxy's stdin (our writes).
+    ProxyIn,
+    /// A remote host: the proxy's stdout (protocol frames).
+    ProxyOut,
+    /// A remote host: the launch agent's stderr (ssh diagnostics).
+    ProxyErr,
 }
 
 /// A read end of a rank's stdout or stderr.
@@ -155,6 +241,8 @@ pub struct LocalHost {
     ranks: Vec<RankProc>,
     scratch: Vec<u8>,
     guard: Guard,
+    /// Output pipes are not watched while set (the proxy's uplink is backed up).
+    output_paused: bool,
 }
 
 /// Bytes read from a pipe per turn of the event loop.
@@ -171,6 +259,7 @@ impl LocalHost {
             ranks: Vec::with_capacity(launch.ranks.len()),
             scratch: vec![0; READ_CHUNK],
             guard,
+            output_paused: false,
         };
         // SAFETY: getpid has no preconditions.
         let parent = unsafe { libc::getpid() };
@@ -194,15 +283,23 @@ impl LocalHost {
         self.ranks.iter().map(|r| (r.rank, r.pid as u32))
     }
 
+    /// While `paused`, output pipes are not watched (the ranks block once a pipe is
+    /// full): the proxy uses this when its link to the launcher is backed up.
+    pub fn set_output_paused(&mut self, paused: bool) {
+        self.output_paused = paused;
+    }
+
     /// Calls `add` for every descriptor to watch now, with the events to watch for.
-    pub fn interest(&self, mut add: impl FnMut(RawFd, i16, HostToken)) {
+    pub fn interest(&self, add: &mut dyn FnMut(RawFd, i16, HostToken)) {
         for (index, r) in self.ranks.iter().enumerate() {
             let token = |kind| HostToken { index, kind };
-            if let Some(p) = &r.stdout {
-                add(p.file.as_raw_fd(), READ, token(FdKind::Stdout));
-            }
-            if let Some(p) = &r.stderr {
-                add(p.file.as_raw_fd(), READ, token(FdKind::Stderr));
+            if !self.output_paused {
+                if let Some(p) = &r.stdout {
+                    add(p.file.as_raw_fd(), READ, token(FdKind::Stdout));
+                }
+                if let Some(p) = &r.stderr {
+                    add(p.file.as_raw_fd(), READ, token(FdKind::Stderr));
+                }
             }
             if let Some(p) = &r.stdin {
                 if !p.pending.is_empty() {
@@ -236,6 +333,7 @@ impl LocalHost {
                     self.read_control(token.index, events);
                 }
             }
+            FdKind::ProxyIn | FdKind::ProxyOut | FdKind::ProxyErr => {}
         }
     }
 
@@ -266,13 +364,14 @@ impl LocalHost {
         }
     }
 
-    /// Queues `msg` on `rank`'s control channel and sends what the socket takes. Ranks
-    /// without a channel (ended, closed) are skipped.
-    pub fn send(&mut self, rank: u32, msg: &ControlMsg) {
-        if let Some(index) = self.index_of(rank) {
-            if let Some(c) = &mut self.ranks[index].control {
-                c.queue(msg);
-                self.flush_control(index);
+    /// Queues `msg` on the control channel of every running rank.
+    pub fn send_all(&mut self, msg: &ControlMsg) {
+        for index in 0..self.ranks.len() {
+            if self.ranks[index].exit.is_none() {
+                if let Some(c) = &mut self.ranks[index].control {
+                    c.queue(msg);
+                    self.flush_control(index);
+                }
             }
         }
     }
@@ -282,14 +381,6 @@ impl LocalHost {
         if let Some(index) = self.index_of(rank) {
             self.ranks[index].control = None;
         }
-    }
-
-    /// Ranks still running.
-    pub fn running(&self) -> impl Iterator<Item = u32> + '_ {
-        self.ranks
-            .iter()
-            .filter(|r| r.exit.is_none())
-            .map(|r| r.rank)
     }
 
     /// Whether every rank has ended.
@@ -467,6 +558,72 @@ impl LocalHost {
         if p.close_when_flushed {
             r.stdin = None;
         }
+    }
+}
+
+impl Host for LocalHost {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn interest(&self, add: &mut dyn FnMut(RawFd, i16, HostToken)) {
+        LocalHost::interest(self, add);
+    }
+    fn handle(
+        &mut self,
+        token: HostToken,
+        revents: i16,
+        sink: &mut dyn OutputSink,
+        events: &mut Vec<HostEvent>,
+    ) {
+        LocalHost::handle(self, token, revents, sink, events);
+    }
+    fn reap(&mut self, sink: &mut dyn OutputSink, events: &mut Vec<HostEvent>) {
+        LocalHost::reap(self, sink, events);
+    }
+    fn tick(&mut self, _now: Instant, _events: &mut Vec<HostEvent>) -> Option<Instant> {
+        None
+    }
+    fn send_peers(&mut self, peers: &[PeerInfo]) {
+        self.send_all(&ControlMsg::Peers {
+            peers: peers.to_vec(),
+        });
+    }
+    fn send_peer_exited(&mut self, rank: u32, how: ExitKind) {
+        self.send_all(&ControlMsg::PeerExited { rank, how });
+    }
+    fn close_control(&mut self, rank: u32) {
+        LocalHost::close_control(self, rank);
+    }
+    fn all_exited(&self) -> bool {
+        LocalHost::all_exited(self)
+    }
+    fn output_open(&self) -> bool {
+        LocalHost::output_open(self)
+    }
+    fn signal(&mut self, sig: i32) {
+        LocalHost::signal(self, sig);
+    }
+    fn wants_stdin(&self) -> bool {
+        LocalHost::wants_stdin(self)
+    }
+    fn has_stdin(&self) -> bool {
+        LocalHost::has_stdin(self)
+    }
+    fn feed_stdin(&mut self, data: &[u8]) {
+        LocalHost::feed_stdin(self, data);
+    }
+    fn end_stdin(&mut self) {
+        LocalHost::end_stdin(self);
+    }
+    fn finish(&mut self) {
+        // Whatever the ranks left behind in their process groups goes now.
+        LocalHost::signal(self, libc::SIGKILL);
+    }
+    fn close_output(&mut self, sink: &mut dyn OutputSink) {
+        LocalHost::close_output(self, sink);
+    }
+    fn reap_all(&mut self) {
+        LocalHost::reap_all(self);
     }
 }
 

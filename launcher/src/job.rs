@@ -11,15 +11,26 @@
 //! ranks have process groups of their own, a Ctrl-C on the terminal reaches only `pirun`
 //! (the foreground group), which forwards it once; the ranks never see it twice.
 //!
+//! Hosts: the policy sees every host of the job through the [`Host`] trait — the ranks
+//! forked on this machine ([`LocalHost`]) and those a proxy runs on another one
+//! ([`RemoteHost`]) — and treats them alike: peer tables and exit notices go to every
+//! host, signals too, stdin goes to the host of rank 0, and a host whose connection is
+//! lost counts as all its ranks having been killed (their peers are told, the job ends
+//! with [`exit_code::HOST_LOST`]). Before any rank starts anywhere, every host checks
+//! the program (the launcher for this machine, each proxy for its own) and the job
+//! fails naming the host if one cannot run it.
+//!
 //! The loop is a plain `poll(2)` over the signalfd, pirun's stdin and the descriptors of
-//! [`LocalHost`]; it sleeps in the kernel until something happens or the next deadline
-//! (timeout, grace period) comes, so a blocked `pirun` uses no CPU. It runs on the main
-//! thread, which lives for the whole job: `PR_SET_PDEATHSIG` fires when the thread that
-//! spawned a rank exits, so ranks must never be spawned from a short-lived thread.
+//! the hosts; it sleeps in the kernel until something happens or the next deadline
+//! (timeout, grace period, heartbeat) comes, so a blocked `pirun` uses no CPU. It runs on
+//! the main thread, which lives for the whole job: `PR_SET_PDEATHSIG` fires when the
+//! thread that spawned a rank exits, so ranks must never be spawned from a short-lived
+//! thread.
 
+use std::ffi::OsString;
 use std::io;
-use std::net::SocketAddr;
-use std::path::Path;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use pirun::contract::{ControlMsg, ExitKind, PeerInfo, Secret, SECRET_LEN};
@@ -27,79 +38,196 @@ use pirun::contract::{ControlMsg, ExitKind, PeerInfo, Secret, SECRET_LEN};
 use crate::alloc::Allocation;
 use crate::cli::Cli;
 use crate::error::{exit_code, LaunchError};
-use crate::host::{HostEvent, HostLaunch, HostToken, LocalHost, OutputMode};
+use crate::host::{Host, HostEvent, HostLaunch, HostToken, LocalHost, OutputMode};
 use crate::output::{report, Terminal};
 use crate::poller::{Poller, READ};
+use crate::remote::{self, Agent, HostError, Preload, RemoteHost};
 use crate::signals::{self, Signals};
+use crate::wire::{Bytes, JobSpec, WireOutput};
 
 /// How long to keep reading output after every rank has ended and the leftovers of
 /// their process groups were killed, in case something escaped the group and holds a pipe.
 const DRAIN_LIMIT: Duration = Duration::from_secs(1);
+/// The same with remote hosts: their proxies drain for [`DRAIN_LIMIT`] themselves.
+const REMOTE_DRAIN_LIMIT: Duration = Duration::from_secs(3);
 
 /// Runs the job the command line describes; returns pirun's exit code.
 pub fn run(cli: &Cli) -> Result<i32, LaunchError> {
     let signals = Signals::install()
         .map_err(|e| LaunchError::system("cannot set up signal handling (signalfd)", e))?;
-    let alloc = Allocation::local()
-        .map_err(|e| LaunchError::system("cannot determine this host's name", e))?;
-    let size = cli.ranks.unwrap_or(alloc.slots() as u32);
-    let placements = alloc.map(size, cli.oversubscribe)?;
-    let exports = cli.exports()?;
-    if let Some(dir) = &cli.wdir {
-        check_dir(dir)?;
+    let started = Instant::now();
+    let alloc = Allocation::resolve(cli.hostfile.as_deref(), cli.hosts.as_deref(), &|k| {
+        std::env::var(k).ok()
+    })?;
+    if cli.verbose {
+        report(&alloc.to_string());
     }
-    let path_var = exports
-        .iter()
-        .rev()
-        .find(|(k, _)| k == "PATH")
-        .map(|(_, v)| v.clone())
-        .or_else(|| std::env::var_os("PATH"));
+    let placements = alloc.map(cli.ranks, cli.map_by, cli.npernode, cli.oversubscribe)?;
+    let size = placements.len() as u32;
+    let exports = cli.exports()?;
     let (arg0, args) = cli.command.split_first().ok_or(LaunchError::NoRanks)?;
-    let program = crate::program::resolve_program(arg0, cli.wdir.as_deref(), path_var.as_deref())?;
-    let output = match &cli.output_dir {
-        Some(dir) => {
-            std::fs::create_dir_all(dir).map_err(|source| LaunchError::OutputDir {
-                path: dir.clone(),
-                source,
-            })?;
-            OutputMode::Files(dir.clone())
-        }
-        None => OutputMode::Forward,
-    };
     let (secret, job_id) = job_identity()?;
 
-    // One host today; with issue 4 each host's launch goes to its proxy.
-    let here = &alloc.hosts[0];
-    let launch = HostLaunch {
-        host: here.name.clone(),
-        cores: here.cores,
-        bind_addr: here.bind_addr,
-        size,
-        job_id: job_id.clone(),
-        secret,
-        program,
-        arg0: arg0.clone(),
-        args: args.to_vec(),
-        env: exports,
-        wdir: cli.wdir.clone(),
-        ranks: placements
-            .iter()
-            .filter(|p| p.host == 0)
-            .map(|p| (p.rank, p.local_rank))
-            .collect(),
-        stdin_rank: Some(0),
-        output,
-    };
-    let host = LocalHost::spawn(&launch)?;
-    if cli.verbose {
-        let pids: Vec<String> = host.pids().map(|(r, p)| format!("{r}:{p}")).collect();
-        report(&format!(
-            "job {job_id}: started {size} ranks of `{}` on host {} (rank:pid {})",
-            launch.program.display(),
-            host.name(),
-            pids.join(" ")
-        ));
+    // Which ranks go where; only hosts with ranks take part.
+    let mut ranks_of: Vec<Vec<(u32, u32)>> = vec![Vec::new(); alloc.hosts.len()];
+    let mut host_of_rank = vec![0usize; size as usize];
+    for p in &placements {
+        ranks_of[p.host].push((p.rank, p.local_rank));
+        host_of_rank[p.rank as usize] = p.host;
     }
+    let used: Vec<usize> = (0..alloc.hosts.len())
+        .filter(|&h| !ranks_of[h].is_empty())
+        .collect();
+    let (local, remote): (Vec<usize>, Vec<usize>) =
+        used.iter().partition(|&&h| alloc.hosts[h].is_local());
+    let stdin_host = host_of_rank[0];
+
+    // This machine checks the program first (and reads it for --preload-binary).
+    let local_name = local.first().map(|&h| alloc.hosts[h].name.clone());
+    let local_program = if !local.is_empty() || (cli.preload_binary && !remote.is_empty()) {
+        let here = local_name
+            .clone()
+            .map_or_else(crate::alloc::hostname, Ok)
+            .map_err(|e| LaunchError::system("cannot determine this host's name", e))?;
+        Some(check_local_program(
+            cli,
+            arg0,
+            &exports,
+            &here,
+            !local.is_empty(),
+        )?)
+    } else {
+        None
+    };
+    let output = output_mode(cli, !local.is_empty())?;
+
+    // The remote hosts: every proxy starts now, in parallel, and checks the program.
+    let mut remotes = Vec::with_capacity(remote.len());
+    if !remote.is_empty() {
+        let agent = Agent::new(&cli.launch_agent(), cli.proxy_path().as_deref())?;
+        let preload = match (&local_program, cli.preload_binary) {
+            (Some(path), true) => Some(Preload::read(path)?),
+            _ => None,
+        };
+        let wdir = match &cli.wdir {
+            Some(d) => Some(absolute(d)),
+            None => std::env::current_dir().ok(),
+        };
+        for &h in &remote {
+            let spec = JobSpec {
+                secret,
+                job_id: job_id.clone(),
+                host: alloc.hosts[h].name.clone(),
+                size,
+                ranks: ranks_of[h].clone(),
+                program: Bytes::os(arg0),
+                args: args.iter().map(|a| Bytes::os(a)).collect(),
+                env: remote::wire_env(&exports),
+                wdir: wdir.as_ref().map(|d| Bytes::os(d.as_os_str())),
+                wdir_explicit: cli.wdir.is_some(),
+                stdin_rank: (h == stdin_host).then_some(0),
+                output: match &output {
+                    OutputMode::Forward => WireOutput::Forward,
+                    OutputMode::Files(dir) => {
+                        WireOutput::Files(Bytes::os(absolute(dir).as_os_str()))
+                    }
+                },
+                iface: cli.iface.clone(),
+                preload: preload.as_ref().map(Preload::spec),
+            };
+            let host = &alloc.hosts[h].name;
+            remotes.push(RemoteHost::start(
+                host,
+                &agent,
+                &spec,
+                preload.as_ref(),
+                cli.verbose,
+            )?);
+        }
+        let deadline = cli.timeout.map(|t| started + t);
+        if let Some(code) = remote::prepare_all(&mut remotes, &signals, deadline)? {
+            return Ok(code);
+        }
+    }
+
+    // Addresses: loopback while the job stays on this machine; across hosts, addresses
+    // the other hosts can reach.
+    let across = used.len() > 1 || !remote.is_empty();
+    for (r, &h) in remotes.iter().zip(&remote) {
+        let addr = r.bind_addr().expect("prepared");
+        if across && !crate::iface::is_routable(addr) {
+            return Err(HostError::Address {
+                host: alloc.hosts[h].name.clone(),
+                detail: format!(
+                    "its ranks would advertise {addr}, which the other hosts cannot reach \
+                     (pirun reached the host over that address)"
+                ),
+            }
+            .into());
+        }
+        if cli.verbose {
+            report(&format!(
+                "host {}: program {} checked for {} rank{}, binding {addr}",
+                alloc.hosts[h].name,
+                r.program().unwrap_or("?"),
+                ranks_of[h].len(),
+                if ranks_of[h].len() == 1 { "" } else { "s" }
+            ));
+        }
+    }
+    let local_bind = if remote.is_empty() {
+        IpAddr::V4(Ipv4Addr::LOCALHOST)
+    } else if local.is_empty() {
+        IpAddr::V4(Ipv4Addr::UNSPECIFIED) // unused: no ranks here
+    } else {
+        remote::local_bind_addr(
+            cli.iface.as_deref(),
+            &remotes,
+            local_name.as_deref().unwrap_or("?"),
+        )?
+    };
+
+    // Start: this machine's ranks, then every proxy's.
+    let mut hosts: Vec<Box<dyn Host>> = Vec::with_capacity(used.len());
+    let mut host_index = vec![usize::MAX; alloc.hosts.len()];
+    for &h in &local {
+        let launch = HostLaunch {
+            host: alloc.hosts[h].name.clone(),
+            cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            bind_addr: local_bind,
+            size,
+            job_id: job_id.clone(),
+            secret,
+            program: local_program.clone().expect("checked above"),
+            arg0: arg0.clone(),
+            args: args.to_vec(),
+            env: exports.clone(),
+            wdir: cli.wdir.clone(),
+            ranks: ranks_of[h].clone(),
+            stdin_rank: (h == stdin_host).then_some(0),
+            output: output.clone(),
+        };
+        let host = LocalHost::spawn(&launch)?;
+        if cli.verbose {
+            let pids: Vec<String> = host.pids().map(|(r, p)| format!("{r}:{p}")).collect();
+            report(&format!(
+                "job {job_id}: started {} of {size} ranks of `{}` on host {} (rank:pid {}), \
+                 binding {local_bind}",
+                launch.ranks.len(),
+                launch.program.display(),
+                host.name(),
+                pids.join(" ")
+            ));
+        }
+        host_index[h] = hosts.len();
+        hosts.push(Box::new(host));
+    }
+    for (mut r, &h) in remotes.into_iter().zip(&remote) {
+        r.start_ranks();
+        host_index[h] = hosts.len();
+        hosts.push(Box::new(r));
+    }
+
     let mut job = Job {
         verbose: cli.verbose,
         grace: cli.grace,
@@ -108,8 +236,15 @@ pub fn run(cli: &Cli) -> Result<i32, LaunchError> {
             .iter()
             .map(|p| alloc.hosts[p.host].name.clone())
             .collect(),
+        rank_host: host_of_rank.iter().map(|&h| host_index[h]).collect(),
+        drain_limit: if remote.is_empty() {
+            DRAIN_LIMIT
+        } else {
+            REMOTE_DRAIN_LIMIT
+        },
+        stdin_host: host_index[stdin_host],
         signals,
-        host,
+        hosts,
         sink: Terminal::new(cli.tag_output),
         ready: vec![None; size as usize],
         ready_count: 0,
@@ -117,9 +252,54 @@ pub fn run(cli: &Cli) -> Result<i32, LaunchError> {
         ending: None,
         exit_code: 0,
         stdin_open: true,
-        started: Instant::now(),
+        started,
     };
     job.run()
+}
+
+/// Resolves the program on this machine and checks it can run here (found,
+/// executable, built for this CPU). `--wdir` must exist if ranks run here.
+fn check_local_program(
+    cli: &Cli,
+    arg0: &OsString,
+    exports: &[(OsString, OsString)],
+    here: &str,
+    ranks_here: bool,
+) -> Result<PathBuf, LaunchError> {
+    if let (Some(dir), true) = (&cli.wdir, ranks_here) {
+        check_dir(dir)?;
+    }
+    let path_var = exports
+        .iter()
+        .rev()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| v.clone())
+        .or_else(|| std::env::var_os("PATH"));
+    let wdir = cli.wdir.as_deref().filter(|_| ranks_here);
+    let program = crate::program::resolve_program(arg0, wdir, path_var.as_deref())?;
+    crate::program::check_machine(&program, &arg0.to_string_lossy(), here)?;
+    Ok(program)
+}
+
+/// `--output-dir` (created here if ranks run here; each proxy creates it on its host).
+fn output_mode(cli: &Cli, ranks_here: bool) -> Result<OutputMode, LaunchError> {
+    Ok(match &cli.output_dir {
+        Some(dir) => {
+            if ranks_here {
+                std::fs::create_dir_all(dir).map_err(|source| LaunchError::OutputDir {
+                    path: dir.clone(),
+                    source,
+                })?;
+            }
+            OutputMode::Files(dir.clone())
+        }
+        None => OutputMode::Forward,
+    })
+}
+
+/// `path` made absolute against pirun's working directory (remote hosts have their own).
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
 /// A job being ended: when the ranks still running get `SIGKILL` (`None`: sent).
@@ -133,7 +313,7 @@ struct Ending {
 enum Token {
     Signals,
     Stdin,
-    Host(HostToken),
+    Host(usize, HostToken),
 }
 
 /// The state of a running job.
@@ -141,9 +321,15 @@ struct Job {
     verbose: bool,
     grace: Duration,
     timeout: Option<Duration>,
+    /// Host name of each rank.
     host_names: Vec<String>,
+    /// Index into `hosts` of each rank's host.
+    rank_host: Vec<usize>,
+    drain_limit: Duration,
+    /// Index into `hosts` of rank 0's host, which gets pirun's stdin.
+    stdin_host: usize,
     signals: Signals,
-    host: LocalHost,
+    hosts: Vec<Box<dyn Host>>,
     sink: Terminal,
     ready: Vec<Option<SocketAddr>>,
     ready_count: usize,
@@ -163,30 +349,37 @@ impl Job {
         let mut drain_until: Option<Instant> = None;
         loop {
             let now = Instant::now();
-            self.check_deadlines(now);
-            if self.host.all_exited() {
+            let tick = self.check_deadlines(now, &mut events);
+            self.on_events(&mut events);
+            if self.hosts.iter().all(|h| h.all_exited()) {
                 let until = *drain_until.get_or_insert_with(|| {
                     // Whatever the ranks left behind in their process groups goes now.
-                    self.host.signal(libc::SIGKILL);
-                    now + DRAIN_LIMIT
+                    for h in &mut self.hosts {
+                        h.finish();
+                    }
+                    now + self.drain_limit
                 });
-                if !self.host.output_open() || now >= until {
+                if self.hosts.iter().all(|h| !h.output_open()) || now >= until {
                     break;
                 }
             }
 
             poller.clear();
             poller.add(self.signals_fd(), READ, Token::Signals);
-            if self.stdin_open && !self.host.has_stdin() {
+            let stdin_host = &self.hosts[self.stdin_host];
+            if self.stdin_open && !stdin_host.has_stdin() {
                 self.stdin_open = false;
             }
-            if self.stdin_open && self.host.wants_stdin() {
+            if self.stdin_open && stdin_host.wants_stdin() {
                 poller.add(libc::STDIN_FILENO, READ, Token::Stdin);
             }
-            self.host
-                .interest(|fd, ev, t| poller.add(fd, ev, Token::Host(t)));
-            let wait = self
-                .next_deadline(drain_until)
+            for (i, h) in self.hosts.iter().enumerate() {
+                h.interest(&mut |fd, ev, t| poller.add(fd, ev, Token::Host(i, t)));
+            }
+            let wait = [self.next_deadline(drain_until), tick]
+                .into_iter()
+                .flatten()
+                .min()
                 .map(|d| d.saturating_duration_since(now));
             poller
                 .wait(wait)
@@ -198,16 +391,31 @@ impl Job {
                 match token {
                     Token::Signals => self.on_signals(&mut events)?,
                     Token::Stdin => self.on_stdin(&mut stdin_buf),
-                    Token::Host(t) => self.host.handle(t, revents, &mut self.sink, &mut events),
+                    Token::Host(i, t) => {
+                        let mut host_events = Vec::new();
+                        self.hosts[i].handle(t, revents, &mut self.sink, &mut host_events);
+                        events.extend(host_events.into_iter().map(|e| (i, e)));
+                    }
                 }
             }
-            for event in events.drain(..) {
-                self.on_host_event(event);
+            self.on_events(&mut events);
+        }
+        for h in &mut self.hosts {
+            h.close_output(&mut self.sink);
+        }
+        for h in &mut self.hosts {
+            h.reap_all();
+        }
+        Ok(self.exit_code)
+    }
+
+    fn on_events(&mut self, events: &mut Vec<(usize, HostEvent)>) {
+        // Handling an event may produce more (a lost host's ranks): loop until quiet.
+        while !events.is_empty() {
+            for (host, event) in std::mem::take(events) {
+                self.on_host_event(host, event);
             }
         }
-        self.host.close_output(&mut self.sink);
-        self.host.reap_all();
-        Ok(self.exit_code)
     }
 
     fn signals_fd(&self) -> i32 {
@@ -225,7 +433,12 @@ impl Job {
         [timeout, kill, drain_until].into_iter().flatten().min()
     }
 
-    fn check_deadlines(&mut self, now: Instant) {
+    /// Timeout, grace period and the hosts' own timers; returns the hosts' next wake-up.
+    fn check_deadlines(
+        &mut self,
+        now: Instant,
+        events: &mut Vec<(usize, HostEvent)>,
+    ) -> Option<Instant> {
         if let (None, Some(t)) = (&self.ending, self.timeout) {
             if now >= self.started + t {
                 report(&format!(
@@ -241,8 +454,23 @@ impl Job {
                 if self.verbose {
                     report("grace period over; sending SIGKILL to the ranks still running");
                 }
-                self.host.signal(libc::SIGKILL);
+                self.signal_all(libc::SIGKILL);
             }
+        }
+        let mut next: Option<Instant> = None;
+        for (i, h) in self.hosts.iter_mut().enumerate() {
+            let mut host_events = Vec::new();
+            if let Some(t) = h.tick(now, &mut host_events) {
+                next = Some(next.map_or(t, |n| n.min(t)));
+            }
+            events.extend(host_events.into_iter().map(|e| (i, e)));
+        }
+        next
+    }
+
+    fn signal_all(&mut self, sig: i32) {
+        for h in &mut self.hosts {
+            h.signal(sig);
         }
     }
 
@@ -259,17 +487,21 @@ impl Job {
         if self.verbose {
             report(&format!("sending {} to every rank", signals::name(sig)));
         }
-        self.host.signal(sig);
+        self.signal_all(sig);
     }
 
-    fn on_signals(&mut self, events: &mut Vec<HostEvent>) -> Result<(), LaunchError> {
+    fn on_signals(&mut self, events: &mut Vec<(usize, HostEvent)>) -> Result<(), LaunchError> {
         let received = self
             .signals
             .drain()
             .map_err(|e| LaunchError::system("cannot read the signalfd", e))?;
         for sig in received {
             if sig == libc::SIGCHLD {
-                self.host.reap(&mut self.sink, events);
+                for (i, h) in self.hosts.iter_mut().enumerate() {
+                    let mut host_events = Vec::new();
+                    h.reap(&mut self.sink, &mut host_events);
+                    events.extend(host_events.into_iter().map(|e| (i, e)));
+                }
             } else if self.ending.is_none() {
                 report(&format!(
                     "received {}; forwarding it to the ranks and ending the job",
@@ -284,7 +516,7 @@ impl Job {
                 if let Some(e) = &mut self.ending {
                     e.kill_at = None;
                 }
-                self.host.signal(libc::SIGKILL);
+                self.signal_all(libc::SIGKILL);
             }
         }
         Ok(())
@@ -294,8 +526,9 @@ impl Job {
         // SAFETY: reading into a valid buffer. Readiness was reported by poll, so a
         // blocking stdin does not block here.
         let n = unsafe { libc::read(libc::STDIN_FILENO, buf.as_mut_ptr().cast(), buf.len()) };
+        let host = &mut self.hosts[self.stdin_host];
         if n > 0 {
-            self.host.feed_stdin(&buf[..n as usize]);
+            host.feed_stdin(&buf[..n as usize]);
             return;
         }
         if n < 0 {
@@ -306,10 +539,10 @@ impl Job {
         }
         // End of file (or an unreadable stdin): rank 0 sees end of file too.
         self.stdin_open = false;
-        self.host.end_stdin();
+        host.end_stdin();
     }
 
-    fn on_host_event(&mut self, event: HostEvent) {
+    fn on_host_event(&mut self, host: usize, event: HostEvent) {
         match event {
             HostEvent::Control { rank, msg } => self.on_control(rank, msg),
             HostEvent::ControlBroken { rank, reason } => report(&format!(
@@ -318,6 +551,58 @@ impl Job {
                 self.host_name(rank)
             )),
             HostEvent::Exited { rank, pid, how } => self.on_exit(rank, pid, how),
+            HostEvent::Started { pids } => {
+                if self.verbose {
+                    let pids: Vec<String> = pids.iter().map(|(r, p)| format!("{r}:{p}")).collect();
+                    report(&format!(
+                        "started ranks on host {} (rank:pid {})",
+                        self.hosts[host].name(),
+                        pids.join(" ")
+                    ));
+                }
+            }
+            HostEvent::Failed { message, code } => {
+                if self.ending.is_none() {
+                    report(&format!(
+                        "host {}: {message}; ending the job",
+                        self.hosts[host].name()
+                    ));
+                    self.end_job(code, libc::SIGTERM);
+                } else if self.verbose {
+                    report(&format!("host {}: {message}", self.hosts[host].name()));
+                }
+            }
+            HostEvent::Lost { reason, ranks } => self.on_lost(host, &reason, &ranks),
+        }
+    }
+
+    /// A host is out of reach: its ranks count as killed. Their peers are told (so that
+    /// a rank waiting for one of them fails instead of hanging) and the job ends.
+    fn on_lost(&mut self, host: usize, reason: &str, ranks: &[u32]) {
+        let name = self.hosts[host].name().to_string();
+        for &rank in ranks {
+            for h in &mut self.hosts {
+                h.send_peer_exited(rank, ExitKind::Signal(libc::SIGKILL));
+            }
+        }
+        if ranks.is_empty() {
+            if self.verbose {
+                report(&format!(
+                    "lost host {name} ({reason}) after its ranks ended"
+                ));
+            }
+            return;
+        }
+        if self.ending.is_none() {
+            let list: Vec<String> = ranks.iter().map(u32::to_string).collect();
+            report(&format!(
+                "lost host {name} ({reason}); its rank{} {} cannot be reached; ending the job",
+                if ranks.len() == 1 { "" } else { "s" },
+                list.join(", ")
+            ));
+            self.end_job(exit_code::HOST_LOST, libc::SIGTERM);
+        } else if self.verbose {
+            report(&format!("lost host {name} ({reason})"));
         }
     }
 
@@ -346,7 +631,8 @@ impl Job {
                     self.host_name(rank),
                     describe(&other)
                 ));
-                self.host.close_control(rank);
+                let host = self.rank_host[rank as usize];
+                self.hosts[host].close_control(rank);
             }
         }
     }
@@ -364,24 +650,26 @@ impl Job {
                 })
             })
             .collect();
-        let msg = ControlMsg::Peers { peers };
-        let running: Vec<u32> = self.host.running().collect();
-        for rank in running {
-            self.host.send(rank, &msg);
+        for h in &mut self.hosts {
+            h.send_peers(&peers);
         }
         if self.verbose {
-            report("fence complete: every rank is ready; sent the peer table");
+            report(&format!(
+                "fence complete after {:.3} s: every rank is ready; sent the peer table",
+                self.started.elapsed().as_secs_f64()
+            ));
         }
     }
 
     fn on_exit(&mut self, rank: u32, pid: u32, how: ExitKind) {
         if self.verbose {
-            report(&format!("rank {rank} (pid {pid}) ended: {how}"));
+            report(&format!(
+                "rank {rank} (pid {pid} on host {}) ended: {how}",
+                self.host_name(rank)
+            ));
         }
-        let notice = ControlMsg::PeerExited { rank, how };
-        let running: Vec<u32> = self.host.running().collect();
-        for other in running {
-            self.host.send(other, &notice);
+        for h in &mut self.hosts {
+            h.send_peer_exited(rank, how);
         }
         if how == ExitKind::Code(0) || self.ending.is_some() {
             return;
@@ -441,7 +729,7 @@ fn job_identity() -> Result<(Secret, String), LaunchError> {
 }
 
 /// `--wdir` must be an existing directory.
-fn check_dir(dir: &Path) -> Result<(), LaunchError> {
+pub(crate) fn check_dir(dir: &Path) -> Result<(), LaunchError> {
     match std::fs::metadata(dir) {
         Ok(m) if m.is_dir() => Ok(()),
         Ok(_) => Err(LaunchError::WorkDir {

@@ -2,29 +2,40 @@
 //! output, and ends them cleanly.
 //!
 //! Module map: [`cli`] (command line), [`job`] (policy: fence, ending the job, exit
-//! code), [`alloc`] (hosts and rank mapping), [`host`] (spawning and supervising the
-//! ranks of one host: the future per-host proxy), [`control`] (one rank's control
-//! channel), [`program`] (finding the executable), [`output`] (line forwarding),
+//! code), [`alloc`] (hosts and rank mapping), [`host`] (the [`host::Host`] abstraction;
+//! spawning and supervising the ranks of this machine), [`remote`] (a remote host seen
+//! through its proxy: ssh start-up, preparation, relaying), [`proxy`] (`pirun --proxy`,
+//! the per-host proxy), [`wire`] (the launcher ↔ proxy protocol), [`control`] (one rank's
+//! control channel), [`program`] and [`elf`] (finding the executable, checking its CPU),
+//! [`iface`] (which address ranks bind across hosts), [`output`] (line forwarding),
 //! [`guard`] (kills the ranks' groups if pirun is killed), [`signals`] (signalfd, signal
 //! names), [`poller`] (`poll(2)`), [`error`] (launch errors and exit codes).
 
 mod alloc;
 mod cli;
 mod control;
+mod elf;
 mod error;
 mod guard;
 mod host;
+mod iface;
 mod job;
 mod output;
 mod poller;
 mod program;
+mod proxy;
+mod remote;
 mod signals;
+mod wire;
 
 use std::os::fd::RawFd;
 
 fn main() {
     ensure_std_fds();
     let cli = cli::Cli::from_env();
+    if cli.proxy {
+        std::process::exit(proxy::main());
+    }
     let code = match job::run(&cli) {
         Ok(code) => code,
         Err(e) => {

@@ -1,12 +1,16 @@
-//! Finding the program the ranks run, so that a missing or non-executable program is
-//! reported (naming it, with the shell's 127/126 exit codes) before anything starts.
+//! Finding the program the ranks run, so that a missing or non-executable program, or one
+//! built for another CPU, is reported (naming it, with the shell's 127/126 exit codes)
+//! before anything starts. Every host of a job runs these checks: the launcher for its
+//! own host, each proxy for its.
 
 use std::ffi::OsStr;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
+use crate::elf::{host_machine, pretty_machine, runs_on, ElfTarget};
 use crate::error::LaunchError;
+use crate::remote::HostError;
 
 /// Finds the executable a rank will run, so that a missing or non-executable program is
 /// reported (naming it) before anything starts. A name without `/` is looked up in
@@ -57,6 +61,27 @@ pub fn resolve_program(
     }))
 }
 
+/// Checks that the ELF file at `path` (shown as `shown`) is built for this machine,
+/// called `host` in messages. Scripts and other non-ELF files pass (the kernel or the
+/// shell judges them), and so does a file that cannot be read (execute-only): `exec`
+/// will tell.
+pub fn check_machine(path: &Path, shown: &str, host: &str) -> Result<(), LaunchError> {
+    let Ok(Some(target)) = ElfTarget::of_file(path) else {
+        return Ok(());
+    };
+    let machine = host_machine();
+    match runs_on(&target, &machine) {
+        Some(false) => Err(HostError::WrongMachine {
+            program: shown.to_string(),
+            program_arch: target.name(),
+            host: host.to_string(),
+            host_arch: pretty_machine(&machine),
+        }
+        .into()),
+        _ => Ok(()),
+    }
+}
+
 /// `Ok` if `path` is an executable file; `Err(None)` if it does not exist;
 /// `Err(Some(reason))` if it exists but cannot be executed.
 fn check_executable(path: &Path) -> Result<(), Option<String>> {
@@ -98,5 +123,25 @@ mod tests {
         let err = resolve_program(OsStr::new("./tmp"), Some(Path::new("/")), None).unwrap_err();
         assert!(err.to_string().contains("directory"), "{err}");
         assert!(resolve_program(OsStr::new("bin/sh"), Some(Path::new("/")), None).is_ok());
+    }
+
+    #[test]
+    fn programs_for_another_machine_are_refused_naming_both() {
+        let dir = std::env::temp_dir().join(format!("pirun-elf-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let foreign = dir.join("foreign");
+        let mut head = b"\x7fELF\x02\x01\x01".to_vec();
+        head.resize(18, 0);
+        // An s390 binary (big-endian, machine 22) runs on none of our CI machines.
+        head[5] = 2;
+        head.extend(22u16.to_be_bytes());
+        std::fs::write(&foreign, &head).unwrap();
+        let err = check_machine(&foreign, "./foreign", "pi3").unwrap_err();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(err.exit_code(), 126, "{err}");
+        let msg = err.to_string();
+        assert!(msg.starts_with("./foreign is s390, pi3 is "), "{msg}");
+        let script = Path::new("/bin/sh");
+        assert!(check_machine(script, "sh", "here").is_ok());
     }
 }
