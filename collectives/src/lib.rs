@@ -42,7 +42,7 @@ mod wire;
 
 pub use api::Collectives;
 pub use error::CollectiveError;
-pub use p2p::{PointToPoint, Tag};
+pub use p2p::{scatter_into as scatter_parts, PointToPoint, Tag};
 
 /// Data gathered from every rank, in rank order, with the count each rank contributed.
 pub type WithCounts<T> = (Vec<T>, Vec<usize>);

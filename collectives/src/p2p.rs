@@ -62,7 +62,7 @@ pub trait PointToPoint {
     /// The provided implementation copies the parts into one buffer; override it with a
     /// vectored write to avoid the copy.
     fn send_parts(&self, dest: usize, tag: Tag, parts: &[&[u8]]) -> Result<(), Self::Error> {
-        self.send_bytes(dest, tag, &concat(parts))
+        self.send_bytes(dest, tag, &parts.concat())
     }
 
     /// Receives one message whose length must be exactly the sum of the parts' lengths and
@@ -94,21 +94,15 @@ pub trait PointToPoint {
         recv: &mut [&mut [u8]],
     ) -> Result<(), Self::Error> {
         let mut buf = vec![0u8; recv.iter().map(|p| p.len()).sum()];
-        self.sendrecv_bytes_into(dest, send_tag, &concat(send), src, recv_tag, &mut buf)?;
+        self.sendrecv_bytes_into(dest, send_tag, &send.concat(), src, recv_tag, &mut buf)?;
         scatter_into(&buf, recv);
         Ok(())
     }
 }
 
-fn concat(parts: &[&[u8]]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(parts.iter().map(|p| p.len()).sum());
-    for p in parts {
-        out.extend_from_slice(p);
-    }
-    out
-}
-
-fn scatter_into(mut buf: &[u8], parts: &mut [&mut [u8]]) {
+/// Copies `buf` into `parts` in order; `buf` must be exactly as long as the parts together.
+/// Shared with transports that fall back to one contiguous buffer.
+pub fn scatter_into(mut buf: &[u8], parts: &mut [&mut [u8]]) {
     for p in parts.iter_mut() {
         let (head, rest) = buf.split_at(p.len());
         p.copy_from_slice(head);

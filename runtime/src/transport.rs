@@ -4,7 +4,7 @@
 //! to the engine as separate slices: one `writev` on the way out, filled in place on the
 //! way in, never copied together.
 
-use pirun_collectives::{PointToPoint, Tag};
+use pirun_collectives::{scatter_parts, PointToPoint, Tag};
 
 use crate::buf::RawParts;
 use crate::comm::{lend, Communicator, Source, TagFilter};
@@ -30,15 +30,6 @@ impl Communicator {
 /// Total length of parts.
 fn total(parts: &[&mut [u8]]) -> usize {
     parts.iter().map(|p| p.len()).sum()
-}
-
-/// Copies `buf` into `parts` in order (the fallback for more parts than the engine takes).
-fn scatter(mut buf: &[u8], parts: &mut [&mut [u8]]) {
-    for p in parts.iter_mut() {
-        let (head, rest) = buf.split_at(p.len());
-        p.copy_from_slice(head);
-        buf = rest;
-    }
 }
 
 impl PointToPoint for Communicator {
@@ -110,7 +101,7 @@ impl PointToPoint for Communicator {
         if parts.len() > RawParts::MAX {
             let mut buf = vec![0u8; want];
             self.recv_parts_into(src, tag, &mut [&mut buf])?;
-            scatter(&buf, parts);
+            scatter_parts(&buf, parts);
             return Ok(());
         }
         let st = self.recv_user_on(
@@ -146,7 +137,7 @@ impl PointToPoint for Communicator {
         if recv.len() > RawParts::MAX {
             let mut buf = vec![0u8; want];
             self.sendrecv_parts_into(dest, send_tag, send, src, recv_tag, &mut [&mut buf])?;
-            scatter(&buf, recv);
+            scatter_parts(&buf, recv);
             return Ok(());
         }
         let st = self.sendrecv_on(
