@@ -6,8 +6,11 @@
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, Read, Write};
+use std::net::SocketAddr;
 use std::net::TcpStream;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+use crate::config::Config;
 
 use crate::buf::{AlignedBuf, RawParts};
 use crate::frame::{Header, HEADER_LEN};
@@ -412,3 +415,56 @@ fn target_slice(t: &mut Target, at: usize, n: usize) -> Option<&mut [u8]> {
         Target::Discard => None,
     }
 }
+
+/// Starts a non-blocking TCP connect with the data-path socket options.
+pub(crate) fn connect_nonblocking(addr: SocketAddr, cfg: &Config) -> std::io::Result<TcpStream> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let s = Socket::new(
+        Domain::for_address(addr),
+        Type::STREAM.cloexec(),
+        Some(Protocol::TCP),
+    )?;
+    tune_socket(&s, cfg)?;
+    s.set_nonblocking(true)?;
+    match s.connect(&addr.into()) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+        Err(e) => return Err(e),
+    }
+    Ok(s.into())
+}
+
+/// Socket options every data-path socket gets:
+/// - no Nagle delay;
+/// - Reno congestion control unless `PIRUN_TCP_CONGESTION` says otherwise: model-based
+///   BBR, the default on some systems, keeps the window below a megabyte on a LAN and
+///   halved 1 MiB loopback bandwidth here (see `benches/compare/experiments`); Reno is
+///   always permitted to unprivileged processes. Best effort: an unknown name is ignored;
+/// - socket buffers only if `PIRUN_SOCKBUF` asks (setting them disables autotuning, and
+///   measured no gain);
+/// - a dead-peer deadline: keepalive probes after 2 s of silence, and a connection whose
+///   sent data stays unacknowledged for [`PEER_TIMEOUT`] is dropped, so a peer whose host
+///   vanished from the network (a pulled cable sends no FIN) turns into an error within
+///   seconds instead of a hang.
+pub(crate) fn tune_socket(s: &socket2::Socket, cfg: &Config) -> std::io::Result<()> {
+    s.set_nodelay(true)?;
+    if let Some(name) = &cfg.congestion {
+        let _ = s.set_tcp_congestion(name.as_bytes());
+    }
+    if cfg.sockbuf > 0 {
+        // Best effort: the kernel caps these at net.core.{w,r}mem_max.
+        let _ = s.set_send_buffer_size(cfg.sockbuf);
+        let _ = s.set_recv_buffer_size(cfg.sockbuf);
+    }
+    let probes = socket2::TcpKeepalive::new()
+        .with_time(Duration::from_secs(2))
+        .with_interval(Duration::from_secs(1))
+        .with_retries(PEER_TIMEOUT.as_secs() as u32 - 2);
+    s.set_tcp_keepalive(&probes)?;
+    s.set_tcp_user_timeout(Some(PEER_TIMEOUT))?;
+    Ok(())
+}
+
+/// How long a peer may stay silent on a connection with unanswered traffic before it is
+/// declared unreachable.
+pub(crate) const PEER_TIMEOUT: Duration = Duration::from_secs(6);

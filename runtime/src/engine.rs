@@ -7,20 +7,22 @@
 //! takes over while non-blocking operations are outstanding and no thread is waiting.
 
 use std::collections::HashMap;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crate::buf::{AlignedBuf, RawParts};
-use crate::conn::{Conn, Incoming, Phase, Target, Then, TxBody, TxItem};
+use crate::buf::RawParts;
+use crate::config::Config;
+use crate::conn::{Conn, Phase, Target, Then, TxBody, TxItem};
 use crate::contract::{PeerInfo, Secret};
 use crate::datatype::TypeInfo;
 use crate::error::{Error, Result};
-use crate::frame::{Header, Kind, Limits, FLAG_SERDE};
+use crate::fault::Fault;
+use crate::frame::{Header, Kind, FLAG_SERDE};
 use crate::handshake::Connector;
-use crate::matching::{Matcher, Posted, SinkSpec, Unexpected};
+use crate::matching::{Matcher, Posted, SinkSpec};
 use crate::poller::Poller;
 use crate::request::{Outcome, RawStatus, ReqId, Requests};
 use crate::wait::SpinPolicy;
@@ -36,54 +38,6 @@ pub(crate) const CONN_TOKEN_BASE: u64 = 2;
 pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Queued bytes on one connection above which a blocking send waits for the queue to drain.
 const TX_BACKPRESSURE: usize = 16 << 20;
-
-/// Tunables read from the environment once at start-up.
-#[derive(Debug, Clone)]
-pub(crate) struct Config {
-    /// Messages up to this many bytes go eagerly; larger ones by rendezvous.
-    pub eager_limit: usize,
-    /// Decoder limits.
-    pub limits: Limits,
-    /// Socket buffer size to ask for (0: leave the kernel's autotuning alone).
-    pub sockbuf: usize,
-    /// TCP congestion control for peer connections (`None`: the system default).
-    pub congestion: Option<String>,
-}
-
-impl Config {
-    pub fn from_env() -> Config {
-        let num = |name: &str, default: u64| -> u64 {
-            std::env::var(name)
-                .ok()
-                .and_then(|v| v.trim().parse().ok())
-                .unwrap_or(default)
-        };
-        let limits = Limits {
-            eager_max: crate::frame::EAGER_HARD_MAX,
-            // Capped at what this host can address: on a 32-bit board a larger length
-            // would be truncated by every `as usize`.
-            message_max: num("PIRUN_MAX_MESSAGE", 1 << 36).min(usize::MAX as u64),
-        };
-        Config {
-            eager_limit: num("PIRUN_EAGER_LIMIT", 64 << 10).min(limits.eager_max) as usize,
-            limits,
-            sockbuf: num("PIRUN_SOCKBUF", 0) as usize,
-            congestion: match std::env::var("PIRUN_TCP_CONGESTION") {
-                Ok(name) if name.trim().is_empty() => None,
-                Ok(name) => Some(name.trim().to_string()),
-                Err(_) => Some("reno".to_string()),
-            },
-        }
-    }
-}
-
-/// Why a peer can no longer be talked to.
-#[derive(Debug, Clone)]
-pub(crate) struct Fault {
-    /// It ended normally (said goodbye or exited with code 0).
-    pub finished: bool,
-    pub detail: String,
-}
 
 pub(crate) struct Peer {
     pub info: PeerInfo,
@@ -642,56 +596,6 @@ impl State {
         }
     }
 
-    /// The error for operations involving `rank`, if it can no longer be reached.
-    pub fn fault_of(&self, rank: u32) -> Option<Error> {
-        if let Some(why) = &self.launcher_gone {
-            return Some(Error::LauncherGone {
-                rank: self.me as usize,
-                detail: why.clone(),
-            });
-        }
-        let p = self.peers.get(rank as usize)?;
-        let f = p.fault.as_ref()?;
-        Some(if f.finished {
-            Error::PeerFinished {
-                rank: rank as usize,
-                host: p.info.host.clone(),
-                how: f.detail.clone(),
-            }
-        } else {
-            Error::PeerFailed {
-                rank: rank as usize,
-                host: p.info.host.clone(),
-                detail: f.detail.clone(),
-            }
-        })
-    }
-
-    /// The error for an any-source receive: some rank failed (not merely finished), or
-    /// every other rank has finished.
-    pub fn any_source_fault(&self) -> Option<Error> {
-        if self.launcher_gone.is_some() {
-            return self.fault_of(self.me);
-        }
-        let failed = (0..self.size).find(|&r| {
-            self.peers[r as usize]
-                .fault
-                .as_ref()
-                .is_some_and(|f| !f.finished)
-        });
-        if let Some(r) = failed {
-            return self.fault_of(r);
-        }
-        let all_finished = self.size > 1
-            && (0..self.size)
-                .filter(|&r| r != self.me)
-                .all(|r| self.peers[r as usize].fault.is_some());
-        if all_finished {
-            return self.fault_of((self.me + 1) % self.size);
-        }
-        None
-    }
-
     fn header(&self, kind: Kind, ctx: u32, tag: i32, ty: TypeInfo, len: usize) -> Result<Header> {
         if tag < 0 {
             return Err(Error::InvalidTag(tag));
@@ -720,7 +624,7 @@ impl State {
             return Ok(ci);
         }
         let addr = self.peers[dest as usize].info.addr;
-        let sock = connect_nonblocking(addr, &self.cfg).map_err(|e| {
+        let sock = crate::conn::connect_nonblocking(addr, &self.cfg).map_err(|e| {
             let detail = format!("cannot connect to it at {addr}: {e}");
             self.fail_peer(eng, dest, false, detail.clone());
             Error::PeerFailed {
@@ -867,306 +771,4 @@ impl State {
         }
         self.reqs.forget(req);
     }
-
-    /// A send to this rank itself: straight into matching.
-    fn deliver_local(&mut self, hdr: Header, parts: RawParts) {
-        let mut buf = AlignedBuf::zeroed(parts.total(), AlignedBuf::guess_align(hdr.elem_size))
-            .expect("a buffer the size of existing slices can be allocated");
-        let mut at = 0;
-        // SAFETY: the sender lends `parts` for the duration of this call.
-        for s in unsafe { parts.slices() } {
-            buf.as_mut_slice()[at..at + s.len()].copy_from_slice(s);
-            at += s.len();
-        }
-        let me = self.me;
-        match self.matcher.take_posted(hdr.ctx, me, hdr.tag) {
-            Some(p) => self.fill_posted(p, me, hdr, buf),
-            None => self.matcher.push_unexpected(
-                hdr.ctx,
-                Unexpected::Eager {
-                    src: me,
-                    hdr,
-                    data: buf,
-                },
-            ),
-        }
-        self.changed = true;
-    }
-
-    /// Completes a posted receive with a complete message held in `data`.
-    pub fn fill_posted(&mut self, p: Posted, src: u32, hdr: Header, data: AlignedBuf) {
-        let status = RawStatus {
-            src,
-            tag: hdr.tag,
-            len: hdr.len as usize,
-        };
-        let r = match self.check_posted(&p, src, &hdr) {
-            Err(e) => Err(e),
-            Ok(()) => match p.sink {
-                SinkSpec::User(parts) => {
-                    // SAFETY: check_posted verified the message fits; the lender waits on
-                    // `p.req`.
-                    unsafe { parts.copy_in(data.as_slice()) };
-                    Ok(Outcome::Received { status, data: None })
-                }
-                SinkSpec::Owned { .. } => Ok(Outcome::Received {
-                    status,
-                    data: Some(data),
-                }),
-            },
-        };
-        self.reqs.complete(p.req, r);
-        self.changed = true;
-    }
-
-    /// Checks type and size of a message against the receive it matched.
-    pub fn check_posted(&self, p: &Posted, src: u32, hdr: &Header) -> Result<()> {
-        if let Err(detail) =
-            p.ty.check(hdr.type_sig, hdr.elem_size, hdr.flags & FLAG_SERDE != 0)
-        {
-            return Err(Error::TypeMismatch {
-                source_rank: src as usize,
-                tag: hdr.tag,
-                expected: p.ty.name,
-                detail,
-            });
-        }
-        if let SinkSpec::User(parts) = &p.sink {
-            let cap = parts.total();
-            if hdr.len as usize > cap {
-                return Err(Error::Truncated {
-                    source_rank: src as usize,
-                    tag: hdr.tag,
-                    len: hdr.len as usize,
-                    capacity: cap,
-                });
-            }
-        }
-        Ok(())
-    }
-
-    /// A newly posted receive found its message among the unexpected ones.
-    fn match_unexpected(&mut self, p: Posted, u: Unexpected) {
-        match u {
-            Unexpected::Eager { src, hdr, data } => self.fill_posted(p, src, hdr, data),
-            Unexpected::Rts { src, hdr } => self.accept_rendezvous(p, src, hdr),
-        }
-    }
-
-    /// Answers an announcement with clear-to-send and prepares where the data will go.
-    pub fn accept_rendezvous(&mut self, p: Posted, src: u32, hdr: Header) {
-        let (target, error) = match self.check_posted(&p, src, &hdr) {
-            Err(e) => (Target::Discard, Some(e)),
-            Ok(()) => match p.sink {
-                SinkSpec::User(parts) => (Target::User(parts), None),
-                SinkSpec::Owned { align } => match AlignedBuf::zeroed(hdr.len as usize, align) {
-                    Some(b) => (Target::Owned(b), None),
-                    None => (
-                        Target::Discard,
-                        Some(Error::Io {
-                            rank: self.me as usize,
-                            what: format!(
-                                "allocate {} bytes for a message from rank {src}",
-                                hdr.len
-                            ),
-                            source: std::io::ErrorKind::OutOfMemory.into(),
-                        }),
-                    ),
-                },
-            },
-        };
-        self.rdv_recvs.insert(
-            (src, hdr.id),
-            RdvRecv {
-                hdr,
-                target,
-                req: p.req,
-                error,
-            },
-        );
-        let mut cts = Header::new(Kind::Cts);
-        cts.id = hdr.id;
-        self.outbox.push((
-            src,
-            TxItem {
-                hdr: cts.encode(),
-                body: TxBody::None,
-                off: 0,
-                done: None,
-            },
-        ));
-        self.changed = true;
-    }
-
-    /// Starts receiving a payload announced by `hdr` on connection `c` from `src`.
-    pub fn begin_incoming(&mut self, src: u32, hdr: Header) -> Incoming {
-        match self.matcher.take_posted(hdr.ctx, src, hdr.tag) {
-            Some(p) => {
-                let (target, err) = match self.check_posted(&p, src, &hdr) {
-                    Err(e) => (Target::Discard, Some(e)),
-                    Ok(()) => match p.sink {
-                        SinkSpec::User(parts) => (Target::User(parts), None),
-                        SinkSpec::Owned { align } => (
-                            Target::Owned(
-                                AlignedBuf::zeroed(hdr.len as usize, align)
-                                    .expect("eager lengths are bounded by the decoder"),
-                            ),
-                            None,
-                        ),
-                    },
-                };
-                Incoming {
-                    hdr,
-                    filled: 0,
-                    target,
-                    then: Then::Complete(p.req, err),
-                }
-            }
-            None => Incoming {
-                hdr,
-                filled: 0,
-                target: Target::Owned(
-                    AlignedBuf::zeroed(hdr.len as usize, AlignedBuf::guess_align(hdr.elem_size))
-                        .expect("eager lengths are bounded by the decoder"),
-                ),
-                then: Then::Deliver,
-            },
-        }
-    }
-
-    /// Marks `rank` unreachable and fails every operation that involves it.
-    pub fn fail_peer(&mut self, eng: &Engine, rank: u32, finished: bool, detail: String) {
-        let Some(peer) = self.peers.get_mut(rank as usize) else {
-            return;
-        };
-        if peer.fault.is_some() {
-            return;
-        }
-        peer.fault = Some(Fault { finished, detail });
-        self.faults += 1;
-        peer.send_conn = None;
-        self.changed = true;
-        // Close its connections; requests waiting on their queued frames fail.
-        for ci in 0..self.conns.len() {
-            if self.conns[ci]
-                .as_ref()
-                .is_some_and(|c| c.peer == Some(rank))
-            {
-                let c = self.conns[ci].take().expect("checked above");
-                eng.poller.remove(c.sock.as_raw_fd());
-                if !c.is_open() {
-                    self.handshaking = self.handshaking.saturating_sub(1);
-                }
-                let reqs = c.tx.iter().filter_map(|it| it.done);
-                let in_flight = match c.incoming {
-                    Some(Incoming {
-                        then: Then::Complete(req, _),
-                        ..
-                    }) => Some(req),
-                    _ => None,
-                };
-                for req in reqs.chain(in_flight).collect::<Vec<_>>() {
-                    let e = self.fault_of(rank).unwrap_or_else(|| err_gone(rank));
-                    self.reqs.complete(req, Err(e));
-                }
-            }
-        }
-        let doomed: Vec<ReqId> = self
-            .rdv_sends
-            .iter()
-            .filter(|(_, s)| s.dest == rank)
-            .map(|(_, s)| s.req)
-            .collect();
-        self.rdv_sends.retain(|_, s| s.dest != rank);
-        let doomed_recvs: Vec<ReqId> = self
-            .rdv_recvs
-            .iter()
-            .filter(|((src, _), _)| *src == rank)
-            .map(|(_, r)| r.req)
-            .collect();
-        self.rdv_recvs.retain(|(src, _), _| *src != rank);
-        self.matcher.forget_rts_from(rank);
-        let posted = self
-            .matcher
-            .drain_posted(|p| p.src == Some(rank) || (p.src.is_none() && !finished));
-        let all_finished = self.any_source_fault().is_some();
-        let posted_any = if all_finished {
-            self.matcher.drain_posted(|p| p.src.is_none())
-        } else {
-            Vec::new()
-        };
-        for req in doomed.into_iter().chain(doomed_recvs) {
-            let e = self.fault_of(rank).unwrap_or_else(|| err_gone(rank));
-            self.reqs.complete(req, Err(e));
-        }
-        for p in posted.into_iter().chain(posted_any) {
-            let e = match p.src {
-                Some(_) => self.fault_of(rank),
-                None => self.any_source_fault(),
-            }
-            .unwrap_or_else(|| err_gone(rank));
-            self.reqs.complete(p.req, Err(e));
-        }
-    }
 }
-
-fn err_gone(rank: u32) -> Error {
-    Error::PeerFailed {
-        rank: rank as usize,
-        host: "?".into(),
-        detail: "connection lost".into(),
-    }
-}
-
-/// Starts a non-blocking TCP connect with the data-path socket options.
-fn connect_nonblocking(addr: SocketAddr, cfg: &Config) -> std::io::Result<TcpStream> {
-    use socket2::{Domain, Protocol, Socket, Type};
-    let s = Socket::new(
-        Domain::for_address(addr),
-        Type::STREAM.cloexec(),
-        Some(Protocol::TCP),
-    )?;
-    tune_socket(&s, cfg)?;
-    s.set_nonblocking(true)?;
-    match s.connect(&addr.into()) {
-        Ok(()) => {}
-        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
-        Err(e) => return Err(e),
-    }
-    Ok(s.into())
-}
-
-/// Socket options every data-path socket gets:
-/// - no Nagle delay;
-/// - Reno congestion control unless `PIRUN_TCP_CONGESTION` says otherwise: model-based
-///   BBR, the default on some systems, keeps the window below a megabyte on a LAN and
-///   halved 1 MiB loopback bandwidth here (see `benches/compare/experiments`); Reno is
-///   always permitted to unprivileged processes. Best effort: an unknown name is ignored;
-/// - socket buffers only if `PIRUN_SOCKBUF` asks (setting them disables autotuning, and
-///   measured no gain);
-/// - a dead-peer deadline: keepalive probes after 2 s of silence, and a connection whose
-///   sent data stays unacknowledged for [`PEER_TIMEOUT`] is dropped, so a peer whose host
-///   vanished from the network (a pulled cable sends no FIN) turns into an error within
-///   seconds instead of a hang.
-pub(crate) fn tune_socket(s: &socket2::Socket, cfg: &Config) -> std::io::Result<()> {
-    s.set_nodelay(true)?;
-    if let Some(name) = &cfg.congestion {
-        let _ = s.set_tcp_congestion(name.as_bytes());
-    }
-    if cfg.sockbuf > 0 {
-        // Best effort: the kernel caps these at net.core.{w,r}mem_max.
-        let _ = s.set_send_buffer_size(cfg.sockbuf);
-        let _ = s.set_recv_buffer_size(cfg.sockbuf);
-    }
-    let probes = socket2::TcpKeepalive::new()
-        .with_time(Duration::from_secs(2))
-        .with_interval(Duration::from_secs(1))
-        .with_retries(PEER_TIMEOUT.as_secs() as u32 - 2);
-    s.set_tcp_keepalive(&probes)?;
-    s.set_tcp_user_timeout(Some(PEER_TIMEOUT))?;
-    Ok(())
-}
-
-/// How long a peer may stay silent on a connection with unanswered traffic before it is
-/// declared unreachable.
-pub(crate) const PEER_TIMEOUT: Duration = Duration::from_secs(6);

@@ -22,11 +22,14 @@
 mod bootstrap;
 mod buf;
 mod comm;
+mod config;
 mod conn;
 pub mod contract;
 mod datatype;
+mod deliver;
 mod engine;
 mod error;
+mod fault;
 pub mod frame;
 pub mod handshake;
 mod log;

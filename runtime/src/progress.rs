@@ -122,7 +122,7 @@ impl Engine {
                         continue;
                     }
                     let setup = sock.set_nonblocking(true).and_then(|()| {
-                        crate::engine::tune_socket(&socket2::SockRef::from(&sock), &st.cfg)
+                        crate::conn::tune_socket(&socket2::SockRef::from(&sock), &st.cfg)
                     });
                     if let Err(e) = setup {
                         st.log
@@ -542,7 +542,7 @@ impl Engine {
                         false,
                         format!(
                             "stopped answering for {} s: its host or the network is down",
-                            crate::engine::PEER_TIMEOUT.as_secs()
+                            crate::conn::PEER_TIMEOUT.as_secs()
                         ),
                     ),
                     (Drop::Io(_), None) => (false, format!("lost the connection ({why_text}); did it crash?")),
