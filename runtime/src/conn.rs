@@ -406,7 +406,6 @@ impl Conn {
                 }
             }
             let written = self.sock.write_vectored(iov.slices());
-            drop(iov);
             let mut n = match written {
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
