@@ -122,6 +122,52 @@ pub struct Cli {
     #[arg(long, value_name = "NAME|CIDR")]
     pub iface: Option<String>,
 
+    /// Job array: run the command once per index of SPEC (`2-1000`, `1-99:2`,
+    /// `1,5,7-9`); `{}` in its arguments is the index.
+    ///
+    /// The index is also in PIRUN_ARRAY_INDEX, LSB_JOBINDEX, SLURM_ARRAY_TASK_ID and
+    /// PBS_ARRAYID. Tasks go to free slots on every host (--hostfile, --host, else this
+    /// host; -n SLOTS: how many run at once). Stdout is printed in index order, exactly
+    /// as a sequential loop prints it; stderr as it comes, each line prefixed `[INDEX] `;
+    /// a failed task is reported with its index, host and code. Exit status: 0, 1 if a
+    /// task failed (after --retries), 128+S on signal S, 124 on --timeout, 255 if every
+    /// host was lost. --output-dir DIR writes DIR/task.N.out and .err instead.
+    #[arg(
+        long,
+        value_name = "SPEC",
+        help_heading = "Job arrays",
+        group = "array_mode"
+    )]
+    pub array: Option<crate::array::IndexSpec>,
+
+    /// Job array: one task per line of FILE; `{}` is the whole line, `{1}`, `{2}`, … its
+    /// fields.
+    ///
+    /// Fields are separated by whitespace; a field that does not exist is empty. Blank
+    /// lines are skipped. PIRUN_ARRAY_INDEX (and the batch systems' names) is the line
+    /// number, counting from 1. Otherwise as --array.
+    #[arg(
+        long,
+        value_name = "FILE",
+        help_heading = "Job arrays",
+        group = "array_mode"
+    )]
+    pub array_file: Option<PathBuf>,
+
+    /// Job array: print each task's stdout when it ends instead of in index order.
+    #[arg(long, help_heading = "Job arrays", requires = "array_mode")]
+    pub unordered: bool,
+
+    /// Job array: rerun a failed task up to K more times, on another host if there is one.
+    #[arg(
+        long,
+        value_name = "K",
+        default_value_t = 0,
+        help_heading = "Job arrays",
+        requires = "array_mode"
+    )]
+    pub retries: u32,
+
     /// Run as the per-host proxy of a multi-host job (started by pirun over ssh).
     #[arg(long, hide = true)]
     pub proxy: bool,
@@ -154,6 +200,9 @@ const VALUE_OPTIONS: &[&str] = &[
     "--launch-agent",
     "--proxy-path",
     "--iface",
+    "--array",
+    "--array-file",
+    "--retries",
 ];
 
 impl Cli {
@@ -169,6 +218,11 @@ impl Cli {
         T: Into<OsString>,
     {
         Cli::try_parse_from(normalize_args(args.into_iter().map(Into::into)))
+    }
+
+    /// Whether this is a job array (`--array` or `--array-file`).
+    pub fn is_array(&self) -> bool {
+        self.array.is_some() || self.array_file.is_some()
     }
 
     /// The launch agent: `--launch-agent`, else `PIRUN_LAUNCH_AGENT`, else `ssh`.

@@ -64,6 +64,15 @@ impl Guard {
         self.send(pgid);
     }
 
+    /// Tells the guard to forget a group (an array task that ended: call before reaping
+    /// its leader, whose zombie keeps the id reserved until then). Lets one guard watch
+    /// any number of short-lived groups, a few at a time.
+    pub fn unwatch(&self, pgid: libc::pid_t) {
+        if pgid > 0 {
+            self.send(-pgid);
+        }
+    }
+
     /// The job is over (every rank ended, its group signalled for the last time): the
     /// guard exits without killing anything, and is reaped.
     pub fn disarm(&mut self) {
@@ -130,6 +139,12 @@ fn guard_main(pipe: RawFd, mut groups: Vec<i32>) -> ! {
             match i32::from_le_bytes(buf) {
                 DONE => libc::_exit(0),
                 pgid if pgid > 0 && groups.len() < MAX_GROUPS => groups.push(pgid),
+                gone if gone < 0 => {
+                    // No allocation: swap_remove only moves elements within the vector.
+                    if let Some(i) = groups.iter().position(|&g| g == gone.wrapping_neg()) {
+                        groups.swap_remove(i);
+                    }
+                }
                 _ => {}
             }
         }

@@ -130,6 +130,8 @@ pub enum HostEvent {
         /// The ranks that were still running there.
         ranks: Vec<u32>,
     },
+    /// What a remote host's array tasks did (`pirun --array`, see [`crate::array`]).
+    Tasks(Vec<crate::array::TaskEvent>),
 }
 
 /// One host of a job, as the job's policy drives it. Implemented by [`LocalHost`] (ranks
@@ -206,11 +208,75 @@ pub(crate) enum FdKind {
     ProxyErr,
 }
 
-/// A read end of a rank's stdout or stderr.
+/// A read end of a child's stdout or stderr, cut into whole lines (ranks' output, array
+/// tasks' stderr).
 #[derive(Debug)]
-struct OutPipe {
+pub(crate) struct OutPipe {
     file: File,
     lines: LineBuffer,
+}
+
+impl OutPipe {
+    /// Wraps the read end of a pipe, switching it to non-blocking mode.
+    pub(crate) fn new(fd: OwnedFd) -> io::Result<Self> {
+        Ok(OutPipe {
+            file: nonblocking(fd)?,
+            lines: LineBuffer::default(),
+        })
+    }
+
+    /// The descriptor to poll.
+    pub(crate) fn as_raw_fd(&self) -> RawFd {
+        self.file.as_raw_fd()
+    }
+
+    /// Reads one chunk, or (`drain`) until the pipe is empty for now, and calls `emit` with
+    /// every run of whole lines. Returns `false` at end of file (or on an error), after
+    /// emitting the last partial line completed with a newline.
+    pub(crate) fn read(
+        &mut self,
+        scratch: &mut [u8],
+        drain: bool,
+        mut emit: impl FnMut(&[u8]),
+    ) -> bool {
+        let lines = &mut self.lines;
+        let open = read_pipe(&mut self.file, scratch, drain, |data| {
+            lines.push(data, &mut emit)
+        });
+        if !open {
+            self.lines.finish(emit);
+        }
+        open
+    }
+
+    /// Gives up on the pipe: emits a last partial line (completed with a newline).
+    pub(crate) fn close(mut self, emit: impl FnMut(&[u8])) {
+        self.lines.finish(emit);
+    }
+}
+
+/// Reads from a non-blocking pipe: one chunk, or (`drain`) until it would block, calling
+/// `on_data` with each chunk read. Returns `false` at end of file or on an error.
+pub(crate) fn read_pipe(
+    file: &mut File,
+    scratch: &mut [u8],
+    drain: bool,
+    mut on_data: impl FnMut(&[u8]),
+) -> bool {
+    loop {
+        match file.read(scratch) {
+            Ok(0) => return false,
+            Ok(n) => {
+                on_data(&scratch[..n]);
+                if !drain {
+                    return true;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
+            Err(_) => return false,
+        }
+    }
 }
 
 /// The write end of a rank's stdin.
@@ -246,7 +312,7 @@ pub struct LocalHost {
 }
 
 /// Bytes read from a pipe per turn of the event loop.
-const READ_CHUNK: usize = 64 * 1024;
+pub(crate) const READ_CHUNK: usize = 64 * 1024;
 
 impl LocalHost {
     /// Starts every rank of `launch`. If one cannot be started, those already started are
@@ -485,28 +551,9 @@ impl LocalHost {
             Stream::Stderr => &mut r.stderr,
         };
         let Some(pipe) = slot else { return };
-        loop {
-            match pipe.file.read(scratch) {
-                Ok(0) => {
-                    pipe.lines.finish(|l| sink.write_lines(r.rank, stream, l));
-                    *slot = None;
-                    return;
-                }
-                Ok(n) => {
-                    pipe.lines
-                        .push(&scratch[..n], |l| sink.write_lines(r.rank, stream, l));
-                    if !drain {
-                        return;
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(_) => {
-                    pipe.lines.finish(|l| sink.write_lines(r.rank, stream, l));
-                    *slot = None;
-                    return;
-                }
-            }
+        let rank = r.rank;
+        if !pipe.read(scratch, drain, |l| sink.write_lines(rank, stream, l)) {
+            *slot = None;
         }
     }
 
@@ -669,8 +716,7 @@ fn spawn_rank(
         .env(contract::ENV_HOST_CORES, launch.cores.to_string())
         .env(contract::ENV_JOB_ID, &launch.job_id)
         .env(contract::ENV_BIND_ADDR, launch.bind_addr.to_string())
-        .env(contract::ENV_CONTROL_FD, child_fd.to_string())
-        .process_group(0);
+        .env(contract::ENV_CONTROL_FD, child_fd.to_string());
     if let Some(dir) = &launch.wdir {
         cmd.current_dir(dir);
     }
@@ -689,11 +735,7 @@ fn spawn_rank(
                 .stderr(output_file(dir, rank, "err")?);
         }
     }
-    // SAFETY: the closure only makes async-signal-safe calls (prctl, getppid, fcntl,
-    // _exit) and touches no memory shared with the parent.
-    unsafe {
-        cmd.pre_exec(move || child_setup(child_fd, parent));
-    }
+    supervise(&mut cmd, Some(child_fd), parent);
     let mut child = cmd.spawn().map_err(|source| LaunchError::Spawn {
         rank,
         program: launch.program.clone(),
@@ -732,16 +774,10 @@ fn attach(
     secret: Secret,
 ) -> io::Result<()> {
     if let Some(s) = child.stdout.take() {
-        proc.stdout = Some(OutPipe {
-            file: nonblocking(s.into())?,
-            lines: LineBuffer::default(),
-        });
+        proc.stdout = Some(OutPipe::new(s.into())?);
     }
     if let Some(s) = child.stderr.take() {
-        proc.stderr = Some(OutPipe {
-            file: nonblocking(s.into())?,
-            lines: LineBuffer::default(),
-        });
+        proc.stderr = Some(OutPipe::new(s.into())?);
     }
     if let Some(s) = child.stdin.take() {
         proc.stdin = Some(InPipe {
@@ -757,10 +793,23 @@ fn attach(
     Ok(())
 }
 
+/// Makes `cmd` start the way every child of pirun starts (ranks and array tasks): as the
+/// leader of its own process group, with the signals pirun blocks unblocked, dying with
+/// `parent` (`PR_SET_PDEATHSIG`), and with `keep_fd` (a rank's control socket) surviving
+/// `exec`. `parent` is `getpid()` of the process that spawns it.
+pub(crate) fn supervise(cmd: &mut Command, keep_fd: Option<RawFd>, parent: libc::pid_t) {
+    cmd.process_group(0);
+    // SAFETY: the closure only makes async-signal-safe calls (sigprocmask, prctl,
+    // getppid, fcntl, _exit) and touches no memory shared with the parent.
+    unsafe {
+        cmd.pre_exec(move || child_setup(keep_fd, parent));
+    }
+}
+
 /// Runs in the child between `fork` and `exec`: unblock the signals the launcher reads
 /// through its signalfd (the mask survives `exec`), die with the launcher, and let the
 /// control socket (only that descriptor) survive `exec`.
-fn child_setup(control_fd: RawFd, parent: libc::pid_t) -> io::Result<()> {
+fn child_setup(control_fd: Option<RawFd>, parent: libc::pid_t) -> io::Result<()> {
     // SAFETY: async-signal-safe system calls only, on a descriptor this process owns.
     unsafe {
         let mut empty = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
@@ -782,9 +831,11 @@ fn child_setup(control_fd: RawFd, parent: libc::pid_t) -> io::Result<()> {
         if libc::getppid() != parent {
             libc::_exit(1);
         }
-        let flags = libc::fcntl(control_fd, libc::F_GETFD);
-        if flags < 0 || libc::fcntl(control_fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
-            return Err(io::Error::last_os_error());
+        if let Some(fd) = control_fd {
+            let flags = libc::fcntl(fd, libc::F_GETFD);
+            if flags < 0 || libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
+                return Err(io::Error::last_os_error());
+            }
         }
     }
     Ok(())
@@ -810,7 +861,7 @@ fn control_socketpair() -> io::Result<(OwnedFd, OwnedFd)> {
 }
 
 /// Switches a descriptor to non-blocking mode.
-fn nonblocking(fd: OwnedFd) -> io::Result<File> {
+pub(crate) fn nonblocking(fd: OwnedFd) -> io::Result<File> {
     // SAFETY: fcntl on a descriptor we own.
     unsafe {
         let flags = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
@@ -828,7 +879,7 @@ fn output_file(dir: &Path, rank: u32, ext: &str) -> Result<File, LaunchError> {
 }
 
 /// How `pid` ended, if it has; the zombie is left in place (`WNOWAIT`).
-fn peek_exit(pid: i32) -> Option<ExitKind> {
+pub(crate) fn peek_exit(pid: i32) -> Option<ExitKind> {
     loop {
         // SAFETY: siginfo_t is plain data; waitid fills it.
         let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
@@ -861,7 +912,7 @@ fn peek_exit(pid: i32) -> Option<ExitKind> {
 }
 
 /// Reaps `pid`, waiting for it if needed.
-fn wait_blocking(pid: i32) {
+pub(crate) fn wait_blocking(pid: i32) {
     let mut status = 0;
     // SAFETY: valid out-pointer; pid is our own child.
     while unsafe { libc::waitpid(pid, &mut status, 0) } < 0

@@ -134,6 +134,7 @@ pub fn run(cli: &Cli) -> Result<i32, LaunchError> {
                 },
                 iface: cli.iface.clone(),
                 preload: preload.as_ref().map(Preload::spec),
+                array: None,
             };
             let host = &alloc.hosts[h].name;
             remotes.push(RemoteHost::start(
@@ -259,7 +260,7 @@ pub fn run(cli: &Cli) -> Result<i32, LaunchError> {
 
 /// Resolves the program on this machine and checks it can run here (found,
 /// executable, built for this CPU). `--wdir` must exist if ranks run here.
-fn check_local_program(
+pub(crate) fn check_local_program(
     cli: &Cli,
     arg0: &OsString,
     exports: &[(OsString, OsString)],
@@ -298,7 +299,7 @@ fn output_mode(cli: &Cli, ranks_here: bool) -> Result<OutputMode, LaunchError> {
 }
 
 /// `path` made absolute against pirun's working directory (remote hosts have their own).
-fn absolute(path: &Path) -> PathBuf {
+pub(crate) fn absolute(path: &Path) -> PathBuf {
     std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
@@ -573,6 +574,7 @@ impl Job {
                 }
             }
             HostEvent::Lost { reason, ranks } => self.on_lost(host, &reason, &ranks),
+            HostEvent::Tasks(_) => {} // job arrays only (crate::array)
         }
     }
 
@@ -711,7 +713,7 @@ fn describe(msg: &ControlMsg) -> String {
 }
 
 /// A fresh job secret and job id (hex) from the OS's random source.
-fn job_identity() -> Result<(Secret, String), LaunchError> {
+pub(crate) fn job_identity() -> Result<(Secret, String), LaunchError> {
     let mut bytes = [0u8; SECRET_LEN + 8];
     getrandom::getrandom(&mut bytes).map_err(|e| {
         LaunchError::system(

@@ -9,9 +9,11 @@
 //! control channel), [`program`] and [`elf`] (finding the executable, checking its CPU),
 //! [`iface`] (which address ranks bind across hosts), [`output`] (line forwarding),
 //! [`guard`] (kills the ranks' groups if pirun is killed), [`signals`] (signalfd, signal
-//! names), [`poller`] (`poll(2)`), [`error`] (launch errors and exit codes).
+//! names), [`poller`] (`poll(2)`), [`error`] (launch errors and exit codes),
+//! [`array`](mod@array) (`pirun --array`: job arrays over the same hosts and proxies).
 
 mod alloc;
+mod array;
 mod cli;
 mod control;
 mod elf;
@@ -35,6 +37,9 @@ fn main() {
     let cli = cli::Cli::from_env();
     if cli.proxy {
         std::process::exit(proxy::main());
+    }
+    if cli.is_array() {
+        std::process::exit(array::main(&cli));
     }
     let code = match job::run(&cli) {
         Ok(code) => code,

@@ -76,6 +76,7 @@ pub fn main() -> i32 {
         spec: None,
         launch: None,
         host: None,
+        tasks: None,
         preload: None,
         scratch_dir: None,
         last_heard: now,
@@ -131,6 +132,8 @@ struct Proxy {
     spec: Option<JobSpec>,
     launch: Option<HostLaunch>,
     host: Option<LocalHost>,
+    /// A job array's tasks (instead of ranks), see [`crate::array`].
+    tasks: Option<crate::array::TaskRunner>,
     preload: Option<Preload>,
     scratch_dir: Option<PathBuf>,
     last_heard: Instant,
@@ -159,6 +162,7 @@ enum Token {
     Launcher,
     Uplink,
     Host(HostToken),
+    Task(crate::array::TaskToken),
 }
 
 impl Proxy {
@@ -174,6 +178,10 @@ impl Proxy {
         let mut ready = Vec::new();
         let mut events = Vec::new();
         loop {
+            let task_tick = self
+                .tasks
+                .as_mut()
+                .and_then(|t| crate::array::proxy_turn(t, &mut self.uplink));
             if let Err(e) = self.uplink.flush(libc::STDOUT_FILENO) {
                 return Exit::Abandon(format!("cannot write to the launcher: {e}"));
             }
@@ -207,10 +215,15 @@ impl Proxy {
                 host.set_output_paused(self.uplink.len() > UPLINK_LIMIT);
                 host.interest(&mut |fd, ev, t| poller.add(fd, ev, Token::Host(t)));
             }
+            if let Some(tasks) = &mut self.tasks {
+                tasks.set_output_paused(self.uplink.len() > UPLINK_LIMIT);
+                tasks.interest(&mut |fd, ev, t| poller.add(fd, ev, Token::Task(t)));
+            }
             let deadline = [
                 Some(self.next_ping),
                 Some(self.last_heard + SILENCE_LIMIT),
                 self.drain_until,
+                task_tick,
             ]
             .into_iter()
             .flatten()
@@ -229,6 +242,12 @@ impl Proxy {
                     Token::Host(t) => {
                         if let Some(host) = &mut self.host {
                             host.handle(t, revents, &mut Uplink(&mut self.uplink), &mut events);
+                        }
+                        Ok(())
+                    }
+                    Token::Task(t) => {
+                        if let Some(tasks) = &mut self.tasks {
+                            tasks.handle(t);
                         }
                         Ok(())
                     }
@@ -268,6 +287,9 @@ impl Proxy {
             if sig == libc::SIGCHLD {
                 if let Some(host) = &mut self.host {
                     host.reap(&mut Uplink(&mut self.uplink), events);
+                }
+                if let Some(tasks) = &mut self.tasks {
+                    tasks.reap();
                 }
             } else {
                 let host = self.spec.as_ref().map_or("?", |s| s.host.as_str());
@@ -353,6 +375,9 @@ impl Proxy {
     }
 
     fn on_running(&mut self, msg: ToProxy) {
+        if let Some(tasks) = &mut self.tasks {
+            return crate::array::proxy_order(tasks, msg);
+        }
         let Some(host) = &mut self.host else { return };
         match msg {
             ToProxy::Peers(peers) => host.send_all(&ControlMsg::Peers { peers }),
@@ -500,10 +525,13 @@ impl Proxy {
                 OutputMode::Files(dir)
             }
         };
-        let bind_addr = bind_address(spec.iface.as_deref()).map_err(|message| Exit::Failed {
-            message,
-            code: exit_code::LAUNCH_FAILED,
-        })?;
+        let bind_addr = match spec.array {
+            Some(_) => IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), // tasks bind nothing
+            None => bind_address(spec.iface.as_deref()).map_err(|message| Exit::Failed {
+                message,
+                code: exit_code::LAUNCH_FAILED,
+            })?,
+        };
         self.uplink.send(&FromProxy::Prepared {
             program: Bytes::os(program.as_os_str()),
             bind_addr,
@@ -530,6 +558,16 @@ impl Proxy {
 
     fn start(&mut self) -> Result<(), Exit> {
         let launch = self.launch.take().expect("prepared");
+        if let Some(array) = self.spec.as_ref().and_then(|s| s.array.as_ref()) {
+            let tasks = crate::array::proxy_runner(&launch, array).map_err(|e| Exit::Failed {
+                message: e.to_string(),
+                code: e.exit_code(),
+            })?;
+            self.tasks = Some(tasks);
+            self.uplink.send(&FromProxy::Started { pids: Vec::new() });
+            self.stage = Stage::Running;
+            return Ok(());
+        }
         let host = LocalHost::spawn(&launch).map_err(|e| Exit::Failed {
             message: e.to_string(),
             code: e.exit_code(),
@@ -548,6 +586,9 @@ impl Proxy {
         if let Some(host) = &self.host {
             host.signal(libc::SIGKILL);
         }
+        if let Some(tasks) = &mut self.tasks {
+            tasks.signal(libc::SIGKILL);
+        }
         self.stage = Stage::Finishing;
         self.drain_until = Some(Instant::now() + DRAIN_LIMIT);
     }
@@ -555,6 +596,7 @@ impl Proxy {
     /// Ends the proxy: tells the launcher (if it is there), kills and reaps the ranks,
     /// removes the temporary directory.
     fn end(&mut self, exit: Exit) -> i32 {
+        self.tasks = None; // Drop kills and reaps what is left of a job array's tasks.
         let code = match exit {
             Exit::Done => {
                 if let Some(host) = &mut self.host {
@@ -624,7 +666,10 @@ fn relay(uplink: &mut OutQueue, event: HostEvent) {
         HostEvent::Control { rank, msg } => FromProxy::Control { rank, msg },
         HostEvent::ControlBroken { rank, reason } => FromProxy::ControlBroken { rank, reason },
         HostEvent::Exited { rank, pid, how } => FromProxy::Exited { rank, pid, how },
-        HostEvent::Started { .. } | HostEvent::Failed { .. } | HostEvent::Lost { .. } => return,
+        HostEvent::Started { .. }
+        | HostEvent::Failed { .. }
+        | HostEvent::Lost { .. }
+        | HostEvent::Tasks(_) => return,
     };
     uplink.send(&msg);
 }
@@ -704,5 +749,6 @@ fn describe(msg: &ToProxy) -> &'static str {
         ToProxy::CloseControl(_) => "CloseControl",
         ToProxy::Ping => "Ping",
         ToProxy::Finish => "Finish",
+        ToProxy::Tasks(_) => "Tasks",
     }
 }

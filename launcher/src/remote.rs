@@ -662,6 +662,11 @@ impl RemoteHost {
         }
     }
 
+    /// A job array: sends a batch of task orders (see [`crate::array`]).
+    pub fn send_tasks(&mut self, orders: Vec<crate::array::TaskOrder>) {
+        self.send(&ToProxy::Tasks(orders));
+    }
+
     /// Gives up on the host before its ranks start (another host failed): closes the
     /// connection, which makes the proxy clean up and exit.
     pub fn abort(&mut self) {
@@ -908,6 +913,7 @@ impl RemoteHost {
             FromProxy::StdinReady => self.stdin_in_flight = false,
             FromProxy::StdinClosed => self.stdin_open = false,
             FromProxy::Ping => {}
+            FromProxy::Tasks(tasks) => events.push(HostEvent::Tasks(tasks)),
             FromProxy::Done => self.phase = Phase::Done,
             FromProxy::Prepared { .. } => {
                 return Err("its proxy sent Prepared twice".into());

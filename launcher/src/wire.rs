@@ -26,6 +26,11 @@
 //!   Finish (every rank has ended)      ──▶
 //!                                     ◀──    Done
 //! ```
+//! A job array (`pirun --array`, [`crate::array`]) has no ranks: its `Job` carries an
+//! [`ArraySpec`](crate::array::ArraySpec), and after `Start` the launcher sends batches of
+//! [`TaskOrder`](crate::array::TaskOrder)s (`Tasks`: start task N with these arguments,
+//! pause or resume its stdout) and the proxy answers with batches of
+//! [`TaskEvent`](crate::array::TaskEvent)s (`Tasks`: output, exited, could not start).
 //! Both sides send `Ping` every [`HEARTBEAT`]; a side that hears nothing for
 //! [`SILENCE_LIMIT`] treats the other as gone (the proxy kills its ranks, the launcher
 //! reports the host lost). End of file on the proxy's stdin means the launcher is gone:
@@ -48,7 +53,7 @@ use serde::{Deserialize, Serialize};
 /// First bytes of every [`Hello`] body.
 pub const MAGIC: [u8; 8] = *b"PIRUNPX\x01";
 /// Protocol number; both sides must speak the same.
-pub const PROTOCOL: u32 = 1;
+pub const PROTOCOL: u32 = 2;
 /// Largest frame body either side accepts (a longer prefix is an error, never an
 /// allocation).
 pub const MAX_FRAME: usize = 16 << 20;
@@ -176,6 +181,8 @@ pub struct JobSpec {
     pub iface: Option<String>,
     /// `--preload-binary`: the program's bytes follow.
     pub preload: Option<PreloadSpec>,
+    /// A job array: no ranks; tasks come as [`ToProxy::Tasks`] after `Start`.
+    pub array: Option<crate::array::ArraySpec>,
 }
 
 /// Messages from the launcher to a proxy.
@@ -209,6 +216,8 @@ pub enum ToProxy {
     /// Every rank has ended: kill what is left of their groups, drain output, clean up,
     /// answer `Done` and exit.
     Finish,
+    /// A job array: start, pause or resume tasks.
+    Tasks(Vec<crate::array::TaskOrder>),
 }
 
 /// What a proxy tells about its host right after its hello.
@@ -291,6 +300,8 @@ pub enum FromProxy {
     Ping,
     /// Finished cleanly (answer to `Finish`).
     Done,
+    /// A job array: what tasks did (output, exits).
+    Tasks(Vec<crate::array::TaskEvent>),
 }
 
 /// Encodes `msg` as one frame (length prefix included).
@@ -564,6 +575,7 @@ mod tests {
                 len: 3,
                 sha256: [1; 32],
             }),
+            array: Some(crate::array::ArraySpec { slots: 2 }),
         }
     }
 

@@ -11,6 +11,8 @@
 
 #![allow(dead_code)] // each test crate uses a different part of the harness
 
+pub mod testbed;
+
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
