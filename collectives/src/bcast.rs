@@ -120,7 +120,7 @@ pub(crate) fn bcast_var<C: PointToPoint + ?Sized>(
     let w = Ctx::new(comm, Header::new(OpCode::BcastValue, 0, 1, Some(root), 0));
     let t = Tree::new(w.rank, root, w.size);
     let data = match t.parent() {
-        Some(parent) => w.recv_vec(t.abs(parent))?,
+        Some(parent) => w.recv_vec(t.abs(parent))?.into_vec(),
         None => data.unwrap_or_default(),
     };
     for c in t.children().into_iter().rev() {

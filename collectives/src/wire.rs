@@ -222,11 +222,10 @@ impl<'a, C: PointToPoint + ?Sized> Ctx<'a, C> {
     }
 
     /// Receives a message of any length from `src`; returns its body.
-    pub(crate) fn recv_vec(&self, src: usize) -> Result<Vec<u8>, C::Error> {
-        let mut msg = self.comm.recv_bytes(src, TAG)?;
+    pub(crate) fn recv_vec(&self, src: usize) -> Result<Body, C::Error> {
+        let msg = self.comm.recv_bytes(src, TAG)?;
         self.check(src, &msg)?;
-        msg.drain(..HEADER_LEN);
-        Ok(msg)
+        Ok(Body(msg))
     }
 
     /// Sends `body` to `dest` while receiving exactly `rbody.len()` bytes from `src`.
@@ -280,4 +279,25 @@ pub(crate) fn decode_counts(b: &[u8], k: usize) -> Option<(Vec<usize>, &[u8])> {
         .map(|c| usize::try_from(u64::from_le_bytes(c.try_into().unwrap())).ok())
         .collect::<Option<Vec<_>>>()?;
     Some((counts, rest))
+}
+
+/// A received collective message seen as its body (the bytes after the header), without
+/// moving the body to the front: a megabyte memmove per message showed in the profile
+/// of a 1 MiB gather.
+pub(crate) struct Body(Vec<u8>);
+
+impl std::ops::Deref for Body {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.0[HEADER_LEN..]
+    }
+}
+
+impl Body {
+    /// The body as an owned vector (this one moves it).
+    pub(crate) fn into_vec(mut self) -> Vec<u8> {
+        self.0.drain(..HEADER_LEN);
+        self.0
+    }
 }
