@@ -761,37 +761,27 @@ fn run_forced(name: &str, n: usize, k: usize) {
     );
 }
 
-#[test]
-fn forced_algorithms_0_on_5_ranks() {
-    run_forced("forced_algorithms_0_on_5_ranks", 5, 0);
+/// One test per (combination, size): each is its own pirun job, named after its test.
+macro_rules! forced_tests {
+    ($($name:ident: $ranks:expr, $combination:expr;)*) => {
+        $(
+            #[test]
+            fn $name() {
+                run_forced(stringify!($name), $ranks, $combination);
+            }
+        )*
+    };
 }
-#[test]
-fn forced_algorithms_0_on_8_ranks() {
-    run_forced("forced_algorithms_0_on_8_ranks", 8, 0);
-}
-#[test]
-fn forced_algorithms_1_on_5_ranks() {
-    run_forced("forced_algorithms_1_on_5_ranks", 5, 1);
-}
-#[test]
-fn forced_algorithms_1_on_8_ranks() {
-    run_forced("forced_algorithms_1_on_8_ranks", 8, 1);
-}
-#[test]
-fn forced_algorithms_2_on_5_ranks() {
-    run_forced("forced_algorithms_2_on_5_ranks", 5, 2);
-}
-#[test]
-fn forced_algorithms_2_on_8_ranks() {
-    run_forced("forced_algorithms_2_on_8_ranks", 8, 2);
-}
-#[test]
-fn forced_algorithms_3_on_5_ranks() {
-    run_forced("forced_algorithms_3_on_5_ranks", 5, 3);
-}
-#[test]
-fn forced_algorithms_3_on_8_ranks() {
-    run_forced("forced_algorithms_3_on_8_ranks", 8, 3);
+
+forced_tests! {
+    forced_algorithms_0_on_5_ranks: 5, 0;
+    forced_algorithms_0_on_8_ranks: 8, 0;
+    forced_algorithms_1_on_5_ranks: 5, 1;
+    forced_algorithms_1_on_8_ranks: 8, 1;
+    forced_algorithms_2_on_5_ranks: 5, 2;
+    forced_algorithms_2_on_8_ranks: 8, 2;
+    forced_algorithms_3_on_5_ranks: 5, 3;
+    forced_algorithms_3_on_8_ranks: 8, 3;
 }
 
 // ---------------------------------------------------------------------------------------
