@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 
 use pirun::contract::{ControlMsg, ExitKind, PeerInfo, Secret, SECRET_LEN};
 
-use crate::alloc::Allocation;
+use crate::alloc::{Allocation, Placement};
 use crate::cli::Cli;
 use crate::error::{exit_code, LaunchError};
 use crate::host::{Host, HostEvent, HostLaunch, HostToken, LocalHost, OutputMode};
@@ -56,13 +56,7 @@ pub fn run(cli: &Cli) -> Result<i32, LaunchError> {
     let signals = Signals::install()
         .map_err(|e| LaunchError::system("cannot set up signal handling (signalfd)", e))?;
     let started = Instant::now();
-    let alloc = Allocation::resolve(cli.hostfile.as_deref(), cli.hosts.as_deref(), &|k| {
-        std::env::var(k).ok()
-    })?;
-    if cli.verbose {
-        report(&alloc.to_string());
-    }
-    let placements = alloc.map(cli.ranks, cli.map_by, cli.npernode, cli.oversubscribe)?;
+    let (alloc, placements) = allocate(cli)?;
     let size = placements.len() as u32;
     let exports = cli.exports()?;
     let (arg0, args) = cli.command.split_first().ok_or(LaunchError::NoRanks)?;
@@ -84,21 +78,7 @@ pub fn run(cli: &Cli) -> Result<i32, LaunchError> {
 
     // This machine checks the program first (and reads it for --preload-binary).
     let local_name = local.first().map(|&h| alloc.hosts[h].name.clone());
-    let local_program = if !local.is_empty() || (cli.preload_binary && !remote.is_empty()) {
-        let here = local_name
-            .clone()
-            .map_or_else(crate::alloc::hostname, Ok)
-            .map_err(|e| LaunchError::system("cannot determine this host's name", e))?;
-        Some(check_local_program(
-            cli,
-            arg0,
-            &exports,
-            &here,
-            !local.is_empty(),
-        )?)
-    } else {
-        None
-    };
+    let local_program = program_here(cli, arg0, &exports, &alloc, &local, &remote)?;
     let output = output_mode(cli, !local.is_empty())?;
 
     // The remote hosts: every proxy starts now, in parallel, and checks the program.
@@ -258,9 +238,44 @@ pub fn run(cli: &Cli) -> Result<i32, LaunchError> {
     job.run()
 }
 
+/// The allocation the command line asks for (reported with `-v`) and the placement of
+/// the ranks, or of the task slots of an array, on it.
+pub(crate) fn allocate(cli: &Cli) -> Result<(Allocation, Vec<Placement>), LaunchError> {
+    let alloc = Allocation::resolve(cli.hostfile.as_deref(), cli.hosts.as_deref(), &|k| {
+        std::env::var(k).ok()
+    })?;
+    if cli.verbose {
+        report(&alloc.to_string());
+    }
+    let placements = alloc.map(cli.ranks, cli.map_by, cli.npernode, cli.oversubscribe)?;
+    Ok((alloc, placements))
+}
+
+/// The program as found on this machine, checked, when anything runs here (the `local`
+/// hosts) or it is to be preloaded onto the `remote` ones; `None` otherwise.
+pub(crate) fn program_here(
+    cli: &Cli,
+    arg0: &OsString,
+    exports: &[(OsString, OsString)],
+    alloc: &Allocation,
+    local: &[usize],
+    remote: &[usize],
+) -> Result<Option<PathBuf>, LaunchError> {
+    let preloading = cli.preload_binary && !remote.is_empty();
+    if local.is_empty() && !preloading {
+        return Ok(None);
+    }
+    let here = local
+        .first()
+        .map(|&h| alloc.hosts[h].name.clone())
+        .map_or_else(crate::alloc::hostname, Ok)
+        .map_err(|e| LaunchError::system("cannot determine this host's name", e))?;
+    check_local_program(cli, arg0, exports, &here, !local.is_empty()).map(Some)
+}
+
 /// Resolves the program on this machine and checks it can run here (found,
 /// executable, built for this CPU). `--wdir` must exist if ranks run here.
-pub(crate) fn check_local_program(
+fn check_local_program(
     cli: &Cli,
     arg0: &OsString,
     exports: &[(OsString, OsString)],

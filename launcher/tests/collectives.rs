@@ -667,32 +667,18 @@ fn the_combinations_cover_every_algorithm() {
             );
         }
     };
-    covered(
-        BcastAlgorithm::ENV,
-        BcastAlgorithm::ALL.iter().map(|a| a.name()).collect(),
-    );
-    covered(
-        ReduceAlgorithm::ENV,
-        ReduceAlgorithm::ALL.iter().map(|a| a.name()).collect(),
-    );
-    covered(
-        AllreduceAlgorithm::ENV,
-        AllreduceAlgorithm::ALL.iter().map(|a| a.name()).collect(),
-    );
-    covered(
-        AllgatherAlgorithm::ENV,
-        AllgatherAlgorithm::ALL.iter().map(|a| a.name()).collect(),
-    );
-    covered(
-        AlltoallAlgorithm::ENV,
-        AlltoallAlgorithm::ALL.iter().map(|a| a.name()).collect(),
-    );
-    covered(
-        ReduceScatterAlgorithm::ENV,
-        ReduceScatterAlgorithm::ALL
-            .iter()
-            .map(|a| a.name())
-            .collect(),
+    macro_rules! every_algorithm_of {
+        ($($alg:ident),*) => {
+            $(covered($alg::ENV, $alg::ALL.iter().map(|a| a.name()).collect());)*
+        };
+    }
+    every_algorithm_of!(
+        BcastAlgorithm,
+        ReduceAlgorithm,
+        AllreduceAlgorithm,
+        AllgatherAlgorithm,
+        AlltoallAlgorithm,
+        ReduceScatterAlgorithm
     );
 }
 

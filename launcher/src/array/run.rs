@@ -35,7 +35,6 @@ use super::runner::{TaskContext, TaskRunner, TaskToken};
 use super::source::{self, Input, Source};
 use super::template::Template;
 use super::ArrayError;
-use crate::alloc::Allocation;
 use crate::cli::Cli;
 use crate::error::{exit_code, LaunchError};
 use crate::host::{Host, HostEvent, HostToken};
@@ -71,13 +70,7 @@ pub fn run(cli: &Cli) -> Result<i32, ArrayError> {
     // The first task now: an empty --array-file fails before any host is contacted.
     let first = source.next_input()?;
 
-    let alloc = Allocation::resolve(cli.hostfile.as_deref(), cli.hosts.as_deref(), &|k| {
-        std::env::var(k).ok()
-    })?;
-    if cli.verbose {
-        report(&alloc.to_string());
-    }
-    let placements = alloc.map(cli.ranks, cli.map_by, cli.npernode, cli.oversubscribe)?;
+    let (alloc, placements) = crate::job::allocate(cli)?;
     let mut slots = vec![0usize; alloc.hosts.len()];
     for p in &placements {
         slots[p.host] += 1;
@@ -88,22 +81,7 @@ pub fn run(cli: &Cli) -> Result<i32, ArrayError> {
     let exports = cli.exports()?;
     let (secret, job_id) = crate::job::job_identity()?;
 
-    let local_program = if !local.is_empty() || (cli.preload_binary && !remote.is_empty()) {
-        let here = local
-            .first()
-            .map(|&h| alloc.hosts[h].name.clone())
-            .map_or_else(crate::alloc::hostname, Ok)
-            .map_err(|e| LaunchError::system("cannot determine this host's name", e))?;
-        Some(crate::job::check_local_program(
-            cli,
-            arg0,
-            &exports,
-            &here,
-            !local.is_empty(),
-        )?)
-    } else {
-        None
-    };
+    let local_program = crate::job::program_here(cli, arg0, &exports, &alloc, &local, &remote)?;
     let files = match &cli.output_dir {
         Some(dir) => {
             std::fs::create_dir_all(dir).map_err(|source| LaunchError::OutputDir {
