@@ -165,8 +165,21 @@ impl RawParts {
     /// The parts of a buffer to receive into; `None` if there are more than
     /// [`RawParts::MAX`].
     pub fn from_mut_slices(parts: &mut [&mut [u8]]) -> Option<RawParts> {
-        let shared: Vec<&[u8]> = parts.iter().map(|s| &**s).collect();
-        RawParts::from_slices(&shared)
+        // No intermediate Vec: this runs once per blocking receive.
+        if parts.len() > Self::MAX {
+            return None;
+        }
+        let mut p = RawParts {
+            ptr: [std::ptr::null_mut(); Self::MAX],
+            len: [0; Self::MAX],
+            n: 0,
+        };
+        for s in parts.iter_mut() {
+            p.ptr[p.n] = s.as_mut_ptr();
+            p.len[p.n] = s.len();
+            p.n += 1;
+        }
+        Some(p)
     }
 
     /// Total length in bytes.

@@ -43,6 +43,9 @@ pub(crate) struct Peer {
     pub info: PeerInfo,
     /// Connection this rank sends to the peer on (one, so messages keep their order).
     pub send_conn: Option<usize>,
+    /// Connection the peer's frames last arrived on: a thread spinning for a message from
+    /// the peer reads it directly (see `wait.rs`). A hint only, checked before use.
+    pub rx_conn: Option<usize>,
     pub fault: Option<Fault>,
     /// The launcher reported the peer's exit while a connection to it was still open:
     /// the connection is read to its end (the peer's last messages are in it) and the
@@ -74,7 +77,7 @@ pub(crate) struct State {
     pub secret: Secret,
     pub cfg: Config,
     pub peers: Vec<Peer>,
-    pub conns: Vec<Option<Conn>>,
+    pub conns: Vec<Option<Box<Conn>>>,
     pub handshaking: usize,
     pub listener: Option<TcpListener>,
     pub control: Option<UnixStream>,
@@ -111,6 +114,9 @@ pub(crate) struct State {
     pub scratch: Vec<crate::poller::Event>,
     /// Connections that ran out of turns with frames still staged (see `progress.rs`).
     pub backlog: Vec<usize>,
+    /// Passes that read one connection directly since epoll last looked at every
+    /// descriptor (see `wait.rs`).
+    pub direct_passes: u32,
 }
 
 /// The per-process progress engine.
@@ -178,6 +184,7 @@ impl Engine {
                 .map(|info| Peer {
                     info,
                     send_conn: None,
+                    rx_conn: None,
                     fault: None,
                     exit_notice: None,
                 })
@@ -206,6 +213,7 @@ impl Engine {
             outbox: Vec::new(),
             scratch: Vec::with_capacity(64),
             backlog: Vec::new(),
+            direct_passes: 0,
         };
         Ok(Arc::new_cyclic(|weak| Engine {
             me: weak.clone(),
@@ -263,7 +271,7 @@ impl Engine {
         }
         if len <= st.cfg.eager_limit {
             let mut ci = st.conn_for(self, dest)?;
-            if !st.conns[ci].as_ref().is_some_and(Conn::is_open) {
+            if !st.conns[ci].as_deref().is_some_and(Conn::is_open) {
                 // First contact: finish the handshake here, so the message is in the
                 // kernel's hands when `send` returns even if this rank stops calling pirun.
                 drop(st);
@@ -273,7 +281,7 @@ impl Engine {
                     }
                     let ci = st.peers[dest as usize].send_conn?;
                     st.conns[ci]
-                        .as_ref()
+                        .as_deref()
                         .is_some_and(Conn::is_open)
                         .then_some(Ok(ci))
                 })?;
@@ -303,7 +311,9 @@ impl Engine {
             }
             return Ok(());
         }
-        let req = st.reqs.open();
+        // The send waits for `dest`'s clear-to-send, then for its data to drain into the
+        // connection: both are on the connection a wait for `dest` reads directly.
+        let req = st.reqs.open_from(Some(dest));
         st.start_rendezvous(self, dest, hdr, TxBody::Borrowed(parts), req)?;
         drop(st);
         let r = self.wait_in(req, group);
@@ -375,7 +385,7 @@ impl Engine {
                 detail: why.clone(),
             });
         }
-        let req = st.reqs.open();
+        let req = st.reqs.open_from(src);
         let posted = Posted {
             req,
             src,
@@ -409,7 +419,7 @@ impl Engine {
 
     /// Waits for `req` and returns its outcome.
     pub fn wait(&self, req: ReqId) -> Result<Outcome> {
-        self.block_until(|st| st.reqs.take(req))
+        self.block_on(req, |st| st.reqs.take(req))
     }
 
     /// Waits for `req`, one step of a collective over `group` (world ranks): as soon as any
@@ -420,7 +430,7 @@ impl Engine {
         let Some(group) = group else {
             return self.wait(req);
         };
-        self.block_until(|st| {
+        self.block_on(req, |st| {
             if let Some(r) = st.reqs.take(req) {
                 return Some(r);
             }
@@ -550,7 +560,17 @@ impl State {
     /// Whether the background thread has something to move: pending non-blocking
     /// operations, or frames still queued on a connection.
     pub fn has_background_work(&self) -> bool {
-        self.reqs.background() > 0 || self.conns.iter().flatten().any(Conn::wants_write)
+        self.reqs.background() > 0 || self.conns.iter().flatten().any(|c| c.wants_write())
+    }
+
+    /// The open connection `rank`'s frames last arrived on, if any.
+    pub fn rx_conn_of(&self, rank: u32) -> Option<usize> {
+        let ci = self.peers.get(rank as usize)?.rx_conn?;
+        self.conns
+            .get(ci)?
+            .as_ref()
+            .filter(|c| c.peer == Some(rank) && c.is_open())
+            .map(|_| ci)
     }
 
     /// Whether a connection other than `except` may still carry messages from `rank`:
@@ -661,7 +681,7 @@ impl State {
         eng.poller
             .add(conn.sock.as_raw_fd(), CONN_TOKEN_BASE + ci as u64, true)
             .map_err(|e| self.io_err("watch a connection", e))?;
-        self.conns[ci] = Some(conn);
+        self.conns[ci] = Some(Box::new(conn));
         Ok(ci)
     }
 

@@ -7,12 +7,12 @@
 //! connection, two messages from one sender with one tag are never overtaken (MPI's
 //! ordering rule). Any-source and any-tag receives are filters set to `None`.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 
 use crate::buf::{AlignedBuf, RawParts};
 use crate::datatype::TypeInfo;
 use crate::frame::Header;
-use crate::request::ReqId;
+use crate::request::{IdMap, ReqId};
 
 /// Where a receive wants its payload.
 pub(crate) enum SinkSpec {
@@ -80,7 +80,7 @@ struct Queues {
 /// The matching state of every context.
 #[derive(Default)]
 pub(crate) struct Matcher {
-    ctxs: HashMap<u32, Queues>,
+    ctxs: IdMap<u32, Queues>,
 }
 
 impl Matcher {

@@ -37,11 +37,23 @@ impl Engine {
     pub(crate) fn progress(&self, st: &mut State) {
         let mut evs = std::mem::take(&mut st.scratch);
         evs.clear();
+        st.direct_passes = 0;
         if let Err(e) = self.poller.wait(&mut evs, Some(Duration::ZERO)) {
             st.log.warn(format_args!("epoll_wait failed: {e}"));
         }
         self.progress_with(st, &evs);
         st.scratch = evs;
+    }
+
+    /// A cheaper pass for a thread spinning on a message from one peer: reads connection
+    /// `ci` directly (one `recv` instead of `epoll_wait` + `recv`), then does whatever
+    /// else is due apart from looking at the other descriptors.
+    pub(crate) fn progress_conn(&self, st: &mut State, ci: usize) {
+        let ev = crate::poller::Event {
+            token: CONN_TOKEN_BASE + ci as u64,
+            writable: false,
+        };
+        self.progress_with(st, &[ev]);
     }
 
     /// Handles the events a sleeping `epoll_wait` just returned (saving the system call
@@ -306,20 +318,25 @@ impl Engine {
                     PayloadRead::WouldBlock => return Ok(()),
                 }
             }
+            if c.is_open() {
+                // Checked first: moving the handshake state in and out of `phase` for
+                // every frame showed in the profile of the 8-byte round trip.
+                if !c.need(HEADER_LEN).map_err(Drop::Io)? {
+                    return Ok(());
+                }
+                let bytes: [u8; HEADER_LEN] =
+                    c.staged()[..HEADER_LEN].try_into().expect("length checked");
+                let hdr = Header::decode(&bytes, &st.cfg.limits)
+                    .map_err(|e| Drop::Protocol(format!("malformed frame: {e}")))?;
+                c.consume(HEADER_LEN);
+                let src = c.peer.expect("open connections know their peer");
+                st.peers[src as usize].rx_conn = Some(ci);
+                self.on_frame(st, c, src, hdr)?;
+                continue;
+            }
             let phase = std::mem::replace(&mut c.phase, Phase::Open);
             match phase {
-                Phase::Open => {
-                    if !c.need(HEADER_LEN).map_err(Drop::Io)? {
-                        return Ok(());
-                    }
-                    let bytes: [u8; HEADER_LEN] =
-                        c.staged()[..HEADER_LEN].try_into().expect("length checked");
-                    let hdr = Header::decode(&bytes, &st.cfg.limits)
-                        .map_err(|e| Drop::Protocol(format!("malformed frame: {e}")))?;
-                    c.consume(HEADER_LEN);
-                    let src = c.peer.expect("open connections know their peer");
-                    self.on_frame(st, c, src, hdr)?;
-                }
+                Phase::Open => unreachable!("handled above"),
                 Phase::Connecting(..) => {
                     c.phase = phase;
                     return Ok(());
@@ -384,7 +401,10 @@ impl Engine {
     }
 
     /// A handshake finished.
-    fn opened(&self, st: &mut State, _ci: usize, c: &mut Conn) {
+    fn opened(&self, st: &mut State, ci: usize, c: &mut Conn) {
+        if let Some(p) = c.peer {
+            st.peers[p as usize].rx_conn.get_or_insert(ci);
+        }
         c.phase = Phase::Open;
         c.deadline = None;
         st.handshaking = st.handshaking.saturating_sub(1);

@@ -1,9 +1,44 @@
 //! The engine's table of outstanding operations and what a finished one yields.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::buf::AlignedBuf;
 use crate::error::Error;
+
+/// Hashes the engine's integer keys (request ids, context ids) with a multiply per word:
+/// they are small, mostly sequential and come from this process or authenticated peers,
+/// and SipHash showed in the profile of the 8-byte round trip.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct IdHasher(u64);
+
+impl IdHasher {
+    const K: u64 = 0x517c_c1b7_2722_0a95;
+}
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(Self::K);
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(u64::from(n));
+    }
+}
+
+/// A hash map keyed by engine integers, hashed with [`IdHasher`].
+pub(crate) type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
 
 /// Identifies an operation inside one engine.
 pub(crate) type ReqId = u64;
@@ -30,6 +65,9 @@ pub(crate) enum Outcome {
 struct Slot {
     /// Non-blocking: the background thread progresses it while it is pending.
     background: bool,
+    /// The world rank whose frames the operation waits for (a receive's named source, a
+    /// large send's receiver): where a thread waiting for it reads first.
+    from: Option<u32>,
     result: Option<Result<Outcome, Error>>,
 }
 
@@ -37,7 +75,7 @@ struct Slot {
 #[derive(Default)]
 pub(crate) struct Requests {
     next: ReqId,
-    table: HashMap<ReqId, Slot>,
+    table: IdMap<ReqId, Slot>,
     /// Pending operations marked `background`.
     background: usize,
 }
@@ -45,15 +83,27 @@ pub(crate) struct Requests {
 impl Requests {
     /// Registers a new pending operation.
     pub fn open(&mut self) -> ReqId {
+        self.open_from(None)
+    }
+
+    /// Registers a new pending operation that waits for frames from world rank `from`
+    /// (`None`: from any rank, or from none).
+    pub fn open_from(&mut self, from: Option<u32>) -> ReqId {
         self.next += 1;
         self.table.insert(
             self.next,
             Slot {
                 background: false,
+                from,
                 result: None,
             },
         );
         self.next
+    }
+
+    /// The rank a pending operation waits for frames from, if it names one.
+    pub fn source(&self, id: ReqId) -> Option<u32> {
+        self.table.get(&id).and_then(|s| s.from)
     }
 
     /// Marks a pending operation as one the background thread should progress.
@@ -89,10 +139,10 @@ impl Requests {
 
     /// Takes the result of a finished operation, forgetting it.
     pub fn take(&mut self, id: ReqId) -> Option<Result<Outcome, Error>> {
-        if !self.is_done(id) {
-            return None;
+        match self.table.entry(id) {
+            Entry::Occupied(e) if e.get().result.is_some() => e.remove().result,
+            _ => None,
         }
-        self.table.remove(&id).and_then(|s| s.result)
     }
 
     /// Forgets an operation whatever its state (its handle was dropped).
@@ -111,5 +161,33 @@ impl Requests {
             .filter(|(_, s)| s.result.is_none())
             .map(|(&id, _)| id)
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_result_is_taken_once_and_only_when_finished() {
+        let mut r = Requests::default();
+        let a = r.open_from(Some(3));
+        let b = r.open();
+        assert_eq!((r.source(a), r.source(b)), (Some(3), None));
+        assert!(r.take(a).is_none(), "pending");
+        r.complete(a, Ok(Outcome::Sent));
+        assert!(matches!(r.take(a), Some(Ok(Outcome::Sent))));
+        assert!(r.take(a).is_none(), "already taken");
+        assert_eq!(r.source(a), None, "forgotten with its result");
+        assert_eq!(r.pending(), vec![b]);
+    }
+
+    #[test]
+    fn many_sequential_ids_stay_apart() {
+        let mut r = Requests::default();
+        let ids: Vec<ReqId> = (0..10_000).map(|i| r.open_from(Some(i))).collect();
+        for (i, &id) in ids.iter().enumerate().step_by(7) {
+            assert_eq!(r.source(id), Some(i as u32));
+        }
     }
 }

@@ -12,21 +12,42 @@
 //!   the spinner holds the core its peer needs until its budget runs out;
 //! - with `-n 8` on 2 cores, a yielding 50 µs spin keeps 3.4 µs (the six idle ranks sleep).
 //!
-//! So a waiter first spins (yielding every eighth turn) for up to 200 µs, or 50 µs when the host's ranks
-//! outnumber its cores (`PIRUN_SPIN_US` overrides both), then sleeps in epoll. The budget
-//! adapts to what the waits look like: while the moving average of recent waits is longer
-//! than the window, the spin shrinks to a sixteenth of it, so a rank waiting on a slow peer
-//! does not burn its core; a rank blocked in a long receive uses well under 1 % of a core.
+//! So a waiter first spins for up to 200 µs, or 50 µs when the host's ranks outnumber its
+//! cores (`PIRUN_SPIN_US` overrides both), then sleeps in epoll. The budget adapts to what
+//! the waits look like: while the moving average of recent waits is longer than the window,
+//! the spin shrinks to a sixteenth of it, so a rank waiting on a slow peer does not burn its
+//! core; a rank blocked in a long receive uses well under 1 % of a core.
+//!
+//! What a spin turn costs is the latency's grain, so it is kept to one system call
+//! (`benches/compare/experiments/README.md`, "Waiting"):
+//! - a wait for a message from one rank (a receive naming its source, a large send waiting
+//!   for clear-to-send) reads that rank's connection directly — one `recv` per turn, and
+//!   one per message instead of `epoll_wait` + `recv`; after `FULL_PASS_EVERY` such
+//!   passes in a row the next one asks epoll about everything (other peers, new
+//!   connections, the launcher), so nothing starves while two ranks ping-pong;
+//! - every eighth turn yields the core, and every turn while the last yield actually ran
+//!   another thread: two ranks pinned to one core then hand it over at once (3.2 µs per
+//!   8-byte hop; 4.9 µs when only every eighth turn yielded), and a rank with a core of its
+//!   own does not pay a `sched_yield` per turn (3.4 µs per 1 KiB hop, 3.6 when it does).
 //!
 //! At most one thread sleeps in `epoll_wait` (the leader); other waiting threads sleep on a
 //! condition variable and are woken when a progress pass changes something. The
 //! background thread only leads when no user thread is waiting.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Weak;
 use std::time::{Duration, Instant};
 
 use crate::engine::{Engine, State};
+use crate::request::ReqId;
+
+/// While spinning for a message from one rank, a thread reads that rank's connection
+/// directly, but after this many such passes in a row (counted across waits) the next pass
+/// asks epoll about every descriptor: other peers, new connections, the launcher's notices.
+const FULL_PASS_EVERY: u32 = 8;
+
+/// A `sched_yield` that took longer than this ran another thread meanwhile.
+const SWITCHED_YIELD: Duration = Duration::from_micros(2);
 
 /// Longest uninterrupted sleep; bounds how late handshake deadlines are noticed.
 const MAX_SLEEP: Duration = Duration::from_millis(250);
@@ -37,6 +58,9 @@ pub(crate) struct SpinPolicy {
     max_ns: u64,
     /// Moving average (weight 1/8) of how long recent waits lasted.
     avg_wait_ns: AtomicU64,
+    /// The last `sched_yield` handed the core to another thread: this rank shares its core
+    /// (with its peer, most likely), so the spin yields on every turn.
+    shared_core: AtomicBool,
 }
 
 impl SpinPolicy {
@@ -60,6 +84,7 @@ impl SpinPolicy {
         SpinPolicy {
             max_ns: max.as_nanos() as u64,
             avg_wait_ns: AtomicU64::new(0),
+            shared_core: AtomicBool::new(false),
         }
     }
 
@@ -81,13 +106,17 @@ impl SpinPolicy {
             .store(avg - avg / 8 + d / 8, Ordering::Relaxed);
     }
 
-    /// Turn `turn` of the spin loop: every eighth turn yields the core, so a rank that
-    /// shares it (oversubscribed, or placed there by the scheduler) gets to run within a few
-    /// microseconds; the other turns only hint the CPU (a `sched_yield` per turn measured
-    /// 0.1–0.15 µs slower per hop when each rank has its core).
-    fn pause(&self, turn: u32) {
-        if turn % 8 == 7 {
+    /// Turn `turn` of the spin loop, which began at `now`: every eighth turn yields the
+    /// core — every turn while the last yield showed that another thread wanted it — so a
+    /// rank that shares it (oversubscribed, or placed there by the scheduler) gets to run
+    /// within a turn or a few; the other turns only hint the CPU.
+    fn pause(&self, turn: u32, now: Instant) {
+        if self.shared_core.load(Ordering::Relaxed) || turn % 8 == 7 {
             std::thread::yield_now();
+            // An empty yield costs well under a microsecond; one that ran another thread
+            // costs two context switches and that thread's work.
+            self.shared_core
+                .store(now.elapsed() > SWITCHED_YIELD, Ordering::Relaxed);
         } else {
             std::hint::spin_loop();
         }
@@ -97,7 +126,15 @@ impl SpinPolicy {
 impl Engine {
     /// Progresses until `check` returns `Some`, and returns that.
     pub(crate) fn block_until<T>(&self, check: impl FnMut(&mut State) -> Option<T>) -> T {
-        self.block_inner(None, check)
+        self.block_inner(None, None, check)
+            .expect("waits without a deadline always end with a value")
+    }
+
+    /// Like [`Engine::block_until`] for a wait that ends with request `req`: while
+    /// spinning for a receive from one rank, the connection from that rank is read
+    /// directly on most turns.
+    pub(crate) fn block_on<T>(&self, req: ReqId, check: impl FnMut(&mut State) -> Option<T>) -> T {
+        self.block_inner(None, Some(req), check)
             .expect("waits without a deadline always end with a value")
     }
 
@@ -107,17 +144,21 @@ impl Engine {
         deadline: Instant,
         check: impl FnMut(&mut State) -> Option<T>,
     ) -> Option<T> {
-        self.block_inner(Some(deadline), check)
+        self.block_inner(Some(deadline), None, check)
     }
 
     fn block_inner<T>(
         &self,
         deadline: Option<Instant>,
+        req: Option<ReqId>,
         mut check: impl FnMut(&mut State) -> Option<T>,
     ) -> Option<T> {
-        let start = Instant::now();
+        // Read the clock only once the first pass has not finished the wait: most waits of
+        // a ping-pong take a few passes, and the clock costs ~30 ns a read here.
+        let mut start = None;
         let budget = self.spin.budget();
         let mut st = self.lock();
+        let from = req.and_then(|r| st.reqs.source(r));
         st.user_waiters += 1;
         if st.leader_is_background {
             // Take the sockets back from the background thread.
@@ -127,9 +168,19 @@ impl Engine {
         let mut woke = Vec::new();
         let mut turns = 0u32;
         let result = loop {
-            if woke.is_empty() {
+            let direct = match from {
+                Some(p) if woke.is_empty() && st.direct_passes < FULL_PASS_EVERY => {
+                    st.rx_conn_of(p)
+                }
+                _ => None,
+            };
+            if let Some(ci) = direct {
+                st.direct_passes += 1;
+                self.progress_conn(&mut st, ci);
+            } else if woke.is_empty() {
                 self.progress(&mut st);
             } else {
+                st.direct_passes = 0;
                 self.progress_with(&mut st, &woke);
                 woke.clear();
             }
@@ -137,6 +188,7 @@ impl Engine {
                 break Some(r);
             }
             let now = Instant::now();
+            let start = *start.get_or_insert(now);
             if deadline.is_some_and(|d| now >= d) {
                 break None;
             }
@@ -145,7 +197,7 @@ impl Engine {
             }
             if now.duration_since(start) < budget {
                 drop(st);
-                self.spin.pause(turns);
+                self.spin.pause(turns, now);
                 turns = turns.wrapping_add(1);
                 st = self.lock();
                 continue;
@@ -178,7 +230,8 @@ impl Engine {
         if hand_over {
             self.idle.notify_one();
         }
-        self.spin.record(start.elapsed());
+        self.spin
+            .record(start.map_or(Duration::ZERO, |t: Instant| t.elapsed()));
         result
     }
 
@@ -242,5 +295,137 @@ fn background_loop(engine: Weak<Engine>) {
         if st.followers_waiting > 0 {
             eng.followers.notify_all();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+    use std::sync::atomic::AtomicBool;
+    use std::sync::{mpsc, Arc};
+
+    use crate::contract::PeerInfo;
+    use crate::datatype::TypeInfo;
+    use crate::matching::SinkSpec;
+    use crate::request::Outcome;
+
+    /// `n` engines of one job in this process, joined over loopback (no launcher), whose
+    /// waits spin for up to `spin` before sleeping.
+    fn world(n: usize, spin: Duration) -> Vec<Arc<Engine>> {
+        let listeners: Vec<TcpListener> = (0..n)
+            .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind a loopback port"))
+            .collect();
+        let peers: Vec<PeerInfo> = listeners
+            .iter()
+            .map(|l| PeerInfo {
+                addr: l.local_addr().expect("bound"),
+                host: "localhost".into(),
+            })
+            .collect();
+        listeners
+            .into_iter()
+            .enumerate()
+            .map(|(rank, l)| {
+                let spin = SpinPolicy::new(n, n, spin, spin);
+                Engine::new(rank as u32, [7; 32], peers.clone(), Some(l), None, spin)
+                    .expect("engine")
+            })
+            .collect()
+    }
+
+    /// Blocking receive of a byte message from `src` with `tag`.
+    fn recv(e: &Engine, src: u32, tag: i32) -> Vec<u8> {
+        let sink = SinkSpec::Owned { align: 1 };
+        let req = e
+            .post_recv(0, Some(src), Some(tag), TypeInfo::BYTES, sink, false)
+            .expect("post a receive");
+        match e.wait(req).expect("receive") {
+            Outcome::Received { data: Some(d), .. } => d.as_slice().to_vec(),
+            _ => panic!("a receive into a new buffer yields the buffer"),
+        }
+    }
+
+    /// Runs `f` on its own thread, failing the test if it takes longer than `secs`.
+    fn bounded<T: Send + 'static>(secs: u64, f: impl FnOnce() -> T + Send + 'static) -> T {
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(f());
+        });
+        rx.recv_timeout(Duration::from_secs(secs))
+            .expect("finished in time")
+    }
+
+    #[test]
+    fn a_rank_spinning_on_one_peer_still_answers_a_new_one() {
+        // Ranks 0 and 1 ping-pong, so rank 0 mostly reads rank 1's connection directly;
+        // rank 2 then dials rank 0 for the first time, which needs rank 0 to accept it and
+        // answer the handshake while the ping-pong goes on. The spin is long enough that
+        // rank 0 never sleeps in epoll meanwhile: only its periodic full pass can see rank 2.
+        bounded(60, || {
+            let w = world(3, Duration::from_secs(30));
+            let stop = Arc::new(AtomicBool::new(false));
+            let e1 = w[1].clone();
+            let partner = std::thread::spawn(move || loop {
+                let m = recv(&e1, 0, 1);
+                if m == b"stop" {
+                    return;
+                }
+                e1.send(0, 0, 1, TypeInfo::BYTES, &m).expect("send back");
+            });
+            let (e2, stop2) = (w[2].clone(), stop.clone());
+            let newcomer = std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(50));
+                e2.send(0, 0, 2, TypeInfo::BYTES, b"hello from 2")
+                    .expect("send to a busy rank");
+                stop2.store(true, Ordering::SeqCst);
+            });
+            let give_up = Instant::now() + Duration::from_secs(20);
+            let mut rounds = 0u64;
+            while !stop.load(Ordering::SeqCst) {
+                assert!(
+                    Instant::now() < give_up,
+                    "rank 2's first send did not finish while rank 0 ping-ponged"
+                );
+                let ping = rounds.to_le_bytes();
+                w[0].send(1, 0, 1, TypeInfo::BYTES, &ping).expect("ping");
+                assert_eq!(recv(&w[0], 1, 1), ping);
+                rounds += 1;
+            }
+            w[0].send(1, 0, 1, TypeInfo::BYTES, b"stop").expect("stop");
+            assert_eq!(recv(&w[0], 2, 2), b"hello from 2");
+            partner.join().expect("partner");
+            newcomer.join().expect("newcomer");
+            assert!(rounds > 0);
+        });
+    }
+
+    #[test]
+    fn large_messages_and_small_ones_interleave_with_direct_reads() {
+        // Rendezvous sends wait for the receiver's clear-to-send on the connection they
+        // read directly; eager ones overtake nothing.
+        bounded(60, || {
+            let w = world(2, Duration::from_micros(200));
+            let e1 = w[1].clone();
+            let echo = std::thread::spawn(move || {
+                for i in 0..20u32 {
+                    let big = recv(&e1, 0, 3);
+                    let small = recv(&e1, 0, 4);
+                    assert_eq!(big.len(), (1 << 20) + i as usize);
+                    assert_eq!(small, i.to_le_bytes());
+                    e1.send(0, 0, 3, TypeInfo::BYTES, &big).expect("echo big");
+                }
+            });
+            for i in 0..20u32 {
+                let big: Vec<u8> = (0..(1 << 20) + i as usize)
+                    .map(|k| (k * 7 + i as usize) as u8)
+                    .collect();
+                w[0].send(1, 0, 3, TypeInfo::BYTES, &big).expect("big");
+                w[0].send(1, 0, 4, TypeInfo::BYTES, &i.to_le_bytes())
+                    .expect("small");
+                assert!(recv(&w[0], 1, 3) == big, "round {i}: the echo differs");
+            }
+            echo.join().expect("echo");
+        });
     }
 }
