@@ -8,7 +8,8 @@ use crate::WithCounts;
 
 use crate::blocks::{bytes_mut, split_pair, Layout};
 use crate::error::check_len;
-use crate::select::{self, AllgatherAlgorithm};
+use crate::scratch::Scratch;
+use crate::select::{self, AllgatherAlgorithm, Placement};
 use crate::wire::{Ctx, Header, OpCode};
 use crate::PointToPoint;
 
@@ -56,7 +57,7 @@ pub(crate) fn allgather_blocks<C: PointToPoint + ?Sized>(
             // the first min(pof, p - pof) blocks to v - pof, receive as many from v + pof.
             let sizes = layout.sizes();
             let rotl = Layout::from_sizes((0..p).map(|i| sizes[(v + i) % p]));
-            let mut tmp = vec![0u8; layout.total()];
+            let mut tmp = Scratch::<u8>::new(layout.total());
             tmp[rotl.block(0)].copy_from_slice(&buf[layout.block(v)]);
             let mut pof = 1;
             while pof < p {
@@ -94,7 +95,7 @@ pub(crate) fn allgather_in_place<C: PointToPoint + ?Sized, T: Pod>(
     let n = buf.len() / p;
     let elem = std::mem::size_of::<T>();
     let bytes = n * elem * p;
-    let alg = alg.unwrap_or_else(|| select::allgather(bytes, p));
+    let alg = alg.unwrap_or_else(|| select::allgather_on(bytes, p, Placement::of(comm)));
     let w = Ctx::new(
         comm,
         Header::new(OpCode::Allgather, alg.code(), elem, None, n),
@@ -150,7 +151,8 @@ pub(crate) fn allgatherv_into<C: PointToPoint + ?Sized, T: Pod>(
     )?;
     recv[layout.block(r)].copy_from_slice(send);
     let elem = std::mem::size_of::<T>();
-    let alg = alg.unwrap_or_else(|| select::allgather(layout.total() * elem, p));
+    let alg =
+        alg.unwrap_or_else(|| select::allgather_on(layout.total() * elem, p, Placement::of(comm)));
     let w = Ctx::new(
         comm,
         Header::new(op, alg.code(), elem, None, layout.total()),
@@ -167,7 +169,7 @@ pub(crate) fn allgather_counts<C: PointToPoint + ?Sized>(
     let p = comm.size();
     let mut counts = vec![0u64; p];
     counts[comm.rank()] = (mine as u64).to_le();
-    let alg = alg.unwrap_or_else(|| select::allgather(8 * p, p));
+    let alg = alg.unwrap_or_else(|| select::allgather_on(8 * p, p, Placement::of(comm)));
     let w = Ctx::new(
         comm,
         Header::new(OpCode::AllgathervCounts, alg.code(), 8, None, 1),
@@ -198,7 +200,7 @@ pub(crate) fn allgatherv<C: PointToPoint + ?Sized, T: Pod>(
     let total = counts.iter().try_fold(0usize, |a, &c| a.checked_add(c));
     let total = total
         .ok_or_else(|| crate::CollectiveError::arg(op.name(), comm.rank(), "counts overflow"))?;
-    let mut recv = crate::blocks::scratch(total);
+    let mut recv = crate::blocks::zeroed(total);
     allgatherv_into(comm, op, send, &mut recv, &counts, alg)?;
     Ok((recv, counts))
 }

@@ -5,8 +5,9 @@ use bytemuck::Pod;
 
 use crate::WithCounts;
 
-use crate::blocks::{bytes, bytes_mut, scratch, Layout};
+use crate::blocks::{bytes, bytes_mut, zeroed, Layout};
 use crate::error::check_len;
+use crate::scratch::Scratch;
 use crate::select::{self, AlltoallAlgorithm};
 use crate::wire::{Ctx, Header, OpCode};
 use crate::{CollectiveError, PointToPoint};
@@ -44,18 +45,21 @@ fn bruck<C: PointToPoint + ?Sized>(
 ) -> Result<(), C::Error> {
     let (r, p) = (w.rank, w.size);
     let at = |i: usize| i * blk..(i + 1) * blk;
-    let mut tmp: Vec<u8> = (0..p)
-        .flat_map(|i| send[at((r + i) % p)].iter().copied())
-        .collect();
+    let mut tmp = Scratch::<u8>::new(p * blk);
+    for i in 0..p {
+        tmp[at(i)].copy_from_slice(&send[at((r + i) % p)]);
+    }
+    // Room for the blocks of one step, going out and coming in.
+    let mut io = Scratch::<u8>::new(2 * p.div_ceil(2) * blk);
     let mut pof = 1;
     while pof < p {
         let idx: Vec<usize> = (0..p).filter(|i| i & pof != 0).collect();
-        let packed: Vec<u8> = idx
-            .iter()
-            .flat_map(|&i| tmp[at(i)].iter().copied())
-            .collect();
-        let mut inc = vec![0u8; packed.len()];
-        w.sendrecv((r + pof) % p, &packed, (r + p - pof) % p, &mut inc)?;
+        let (packed, inc) = io.split_at_mut(idx.len() * blk);
+        let inc = &mut inc[..idx.len() * blk];
+        for (k, &i) in idx.iter().enumerate() {
+            packed[k * blk..(k + 1) * blk].copy_from_slice(&tmp[at(i)]);
+        }
+        w.sendrecv((r + pof) % p, packed, (r + p - pof) % p, inc)?;
         for (k, &i) in idx.iter().enumerate() {
             tmp[at(i)].copy_from_slice(&inc[k * blk..(k + 1) * blk]);
         }
@@ -89,7 +93,7 @@ pub(crate) fn alltoall_into<C: PointToPoint + ?Sized, T: Pod>(
     check_len("alltoall", r, "the receive buffer", send.len(), recv.len())?;
     let elem = std::mem::size_of::<T>();
     let k = send.len() / p;
-    let alg = alg.unwrap_or_else(|| select::alltoall(k * elem, p));
+    let alg = alg.unwrap_or_else(|| select::alltoall_on(k * elem, p, select::Placement::of(comm)));
     let w = Ctx::new(
         comm,
         Header::new(OpCode::Alltoall, alg.code(), elem, None, k),
@@ -191,7 +195,7 @@ pub(crate) fn alltoallv<C: PointToPoint + ?Sized, T: Pod>(
         .iter()
         .try_fold(0usize, |a, &c| a.checked_add(c));
     let total = total.ok_or_else(|| w.arg_error("the receive counts overflow"))?;
-    let mut recv = scratch(total);
+    let mut recv = zeroed(total);
     alltoallv_into(comm, send, send_counts, &mut recv, &recv_counts)?;
     Ok((recv, recv_counts))
 }

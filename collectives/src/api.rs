@@ -11,8 +11,7 @@ use crate::error::{check_len, check_root};
 use crate::op::Op;
 use crate::wire::OpCode;
 use crate::{
-    allgather, alltoall, barrier, bcast, gather, reduce, scan, scatter, select, value,
-    CollectiveError, PointToPoint,
+    allgather, alltoall, barrier, bcast, gather, reduce, scan, scatter, select, value, PointToPoint,
 };
 
 /// Collective operations over a communicator, available on every [`PointToPoint`]
@@ -20,12 +19,12 @@ use crate::{
 ///
 /// Every rank of the communicator must make the same sequence of collective calls, with
 /// the same root and element type, and counts that agree; otherwise the operation fails
-/// with a [`CollectiveError`] naming the ranks (or with the transport's length error).
+/// with a [`CollectiveError`](crate::CollectiveError) naming the ranks (or with the transport's length error).
 /// Plain numeric data (`T: Pod`) travels as raw bytes; `*_value` methods take any serde
 /// type. Methods without a suffix return new vectors; `_into` methods write into the
 /// caller's buffers; `_in_place` methods use one buffer for input and output. Results that
 /// only the root gets are `Option`s (`Some` on the root only). A root outside the
-/// communicator is [`CollectiveError::InvalidRoot`].
+/// communicator is [`CollectiveError::InvalidRoot`](crate::CollectiveError::InvalidRoot).
 ///
 /// The examples run ranks as threads with [`crate::local::run`].
 pub trait Collectives: PointToPoint {
@@ -54,7 +53,11 @@ pub trait Collectives: PointToPoint {
     /// ```
     fn bcast<T: Pod>(&self, root: usize, buf: &mut [T]) -> Result<(), Self::Error> {
         check_root(root, self.size())?;
-        let alg = select::bcast(std::mem::size_of_val(buf), self.size());
+        let alg = select::bcast_on(
+            std::mem::size_of_val(buf),
+            self.size(),
+            select::Placement::of(self),
+        );
         bcast::bcast_bytes(
             self,
             root,
@@ -116,15 +119,7 @@ pub trait Collectives: PointToPoint {
         send: &[T],
         recv: Option<&mut [T]>,
     ) -> Result<(), Self::Error> {
-        let all = gather::gather(self, root, send)?;
-        if let Some(all) = all {
-            let recv = recv.ok_or_else(|| {
-                CollectiveError::arg("gather", root, "the root must pass a receive buffer")
-            })?;
-            check_len("gather", root, "the receive buffer", all.len(), recv.len())?;
-            recv.copy_from_slice(&all);
-        }
-        Ok(())
+        gather::gather_into(self, root, send, recv, None)
     }
 
     /// Gathers slices of any lengths to the root, concatenated in rank order
@@ -191,8 +186,8 @@ pub trait Collectives: PointToPoint {
         send: Option<&[T]>,
         count: usize,
     ) -> Result<Vec<T>, Self::Error> {
-        let mut recv = crate::blocks::scratch(count);
-        scatter::scatter_into(self, root, send, &mut recv)?;
+        let mut recv = crate::blocks::zeroed(count);
+        scatter::scatter_into(self, root, send, &mut recv, None)?;
         Ok(recv)
     }
 
@@ -214,7 +209,7 @@ pub trait Collectives: PointToPoint {
         send: Option<&[T]>,
         recv: &mut [T],
     ) -> Result<(), Self::Error> {
-        scatter::scatter_into(self, root, send, recv)
+        scatter::scatter_into(self, root, send, recv, None)
     }
 
     /// Scatters blocks of different sizes: the root passes its data and one count per
@@ -266,7 +261,7 @@ pub trait Collectives: PointToPoint {
     /// assert_eq!(out, vec![vec![0, 1, 2]; 3]);
     /// ```
     fn allgather<T: Pod>(&self, send: &[T]) -> Result<Vec<T>, Self::Error> {
-        let mut recv = crate::blocks::scratch(send.len() * self.size());
+        let mut recv = crate::blocks::zeroed(send.len() * self.size());
         allgather::allgather_into(self, send, &mut recv, None)?;
         Ok(recv)
     }
@@ -378,7 +373,7 @@ pub trait Collectives: PointToPoint {
     /// assert_eq!(out, vec![vec![0, 10], vec![1, 11]]);
     /// ```
     fn alltoall<T: Pod>(&self, send: &[T]) -> Result<Vec<T>, Self::Error> {
-        let mut recv = crate::blocks::scratch(send.len());
+        let mut recv = crate::blocks::zeroed(send.len());
         alltoall::alltoall_into(self, send, &mut recv, None)?;
         Ok(recv)
     }
@@ -459,9 +454,19 @@ pub trait Collectives: PointToPoint {
         send: &[T],
         op: O,
     ) -> Result<Option<Vec<T>>, Self::Error> {
-        let mut acc = send.to_vec();
-        reduce::reduce(self, root, &mut acc, &op, None)?;
-        Ok((self.rank() == root).then_some(acc))
+        if self.rank() != root {
+            reduce::reduce(self, root, reduce::Bufs::Separate(send, None), &op, None)?;
+            return Ok(None);
+        }
+        let mut out = crate::blocks::zeroed(send.len());
+        reduce::reduce(
+            self,
+            root,
+            reduce::Bufs::Separate(send, Some(&mut out)),
+            &op,
+            None,
+        )?;
+        Ok(Some(out))
     }
 
     /// [`Collectives::reduce`] into the root's `recv` (same length as `send`); other ranks
@@ -486,7 +491,7 @@ pub trait Collectives: PointToPoint {
         recv: Option<&mut [T]>,
         op: O,
     ) -> Result<(), Self::Error> {
-        reduce::reduce_into(self, root, send, recv, &op)
+        reduce::reduce(self, root, reduce::Bufs::Separate(send, recv), &op, None)
     }
 
     /// In-place reduce (`MPI_IN_PLACE` at the root): every rank's `buf` is its input; the
@@ -509,11 +514,12 @@ pub trait Collectives: PointToPoint {
         buf: &mut [T],
         op: O,
     ) -> Result<(), Self::Error> {
-        if self.rank() == root {
-            reduce::reduce(self, root, buf, &op, None)
+        let bufs = if self.rank() == root {
+            reduce::Bufs::InPlace(buf)
         } else {
-            reduce::reduce(self, root, &mut buf.to_vec(), &op, None)
-        }
+            reduce::Bufs::Separate(buf, None)
+        };
+        reduce::reduce(self, root, bufs, &op, None)
     }
 
     /// Reduces every rank's `send` element-wise with `op`; every rank gets the result
@@ -531,9 +537,9 @@ pub trait Collectives: PointToPoint {
     /// assert!(out.iter().all(|r| r[0] == Loc::new(2.0, 1)));
     /// ```
     fn allreduce<T: Pod, O: Op<T>>(&self, send: &[T], op: O) -> Result<Vec<T>, Self::Error> {
-        let mut acc = send.to_vec();
-        reduce::allreduce(self, &mut acc, &op, None)?;
-        Ok(acc)
+        let mut out = crate::blocks::zeroed(send.len());
+        reduce::allreduce(self, Some(send), &mut out, &op, None)?;
+        Ok(out)
     }
 
     /// [`Collectives::allreduce`] into `recv` (same length as `send`).
@@ -562,8 +568,7 @@ pub trait Collectives: PointToPoint {
             send.len(),
             recv.len(),
         )?;
-        recv.copy_from_slice(send);
-        reduce::allreduce(self, recv, &op, None)
+        reduce::allreduce(self, Some(send), recv, &op, None)
     }
 
     /// In-place allreduce (`MPI_IN_PLACE`): `buf` is the input and receives the result.
@@ -584,7 +589,7 @@ pub trait Collectives: PointToPoint {
         buf: &mut [T],
         op: O,
     ) -> Result<(), Self::Error> {
-        reduce::allreduce(self, buf, &op, None)
+        reduce::allreduce(self, None, buf, &op, None)
     }
 
     /// Reduces `send` (`size` equal blocks) element-wise and gives each rank `i` the

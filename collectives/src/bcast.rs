@@ -44,10 +44,10 @@ pub(crate) fn binomial<C: PointToPoint + ?Sized>(
 ) -> Result<(), C::Error> {
     let t = Tree::new(w.rank, root, w.size);
     if let Some(parent) = t.parent() {
-        w.recv_into(t.abs(parent), buf)?;
+        w.take_into(t.abs(parent), buf)?;
     }
     for c in t.children().into_iter().rev() {
-        w.send(t.abs(c), &[buf])?;
+        w.put(t.abs(c), &[buf])?;
     }
     Ok(())
 }
@@ -64,15 +64,15 @@ fn scatter_allgather<C: PointToPoint + ?Sized>(
     let layout = Layout::even(buf.len(), p);
     let t = Tree::new(w.rank, root, p);
     if let Some(parent) = t.parent() {
-        w.recv_into(
+        w.take_into(
             t.abs(parent),
             &mut buf[layout.span(t.v, t.subtree_end(t.v))],
         )?;
     }
     for c in t.children().into_iter().rev() {
-        w.send(t.abs(c), &[&buf[layout.span(c, t.subtree_end(c))]])?;
+        w.put(t.abs(c), &[&buf[layout.span(c, t.subtree_end(c))]])?;
     }
-    let alg = select::allgather_auto(buf.len(), p);
+    let alg = select::allgather_auto(buf.len(), p, select::Placement::of(w.comm()));
     allgather_blocks(w, buf, &layout, root, alg)
 }
 

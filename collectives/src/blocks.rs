@@ -1,5 +1,5 @@
 //! Block layouts and buffer helpers: a buffer cut into one contiguous block per rank
-//! ([`Layout`]), disjoint borrows of two blocks of one buffer, and aligned scratch space for
+//! ([`Layout`]), disjoint borrows of two blocks of one buffer, and aligned vectors for
 //! typed data received as bytes.
 
 use std::ops::Range;
@@ -98,8 +98,9 @@ pub(crate) fn from_bytes<T: Pod>(b: &[u8]) -> Vec<T> {
     bytemuck::pod_collect_to_vec(b)
 }
 
-/// A zeroed, properly aligned scratch vector of `n` elements.
-pub(crate) fn scratch<T: Pod>(n: usize) -> Vec<T> {
+/// A zeroed, properly aligned vector of `n` elements (for results handed to the caller;
+/// [`crate::scratch::Scratch`] is for intermediate data).
+pub(crate) fn zeroed<T: Pod>(n: usize) -> Vec<T> {
     bytemuck::zeroed_vec(n)
 }
 

@@ -35,6 +35,7 @@ mod p2p;
 mod reduce;
 mod scan;
 mod scatter;
+mod scratch;
 pub mod select;
 mod tree;
 mod value;
@@ -64,8 +65,8 @@ pub mod algorithms {
 
     use crate::op::Op;
     use crate::select::{
-        AllgatherAlgorithm, AllreduceAlgorithm, AlltoallAlgorithm, BcastAlgorithm, ReduceAlgorithm,
-        ReduceScatterAlgorithm,
+        AllgatherAlgorithm, AllreduceAlgorithm, AlltoallAlgorithm, BcastAlgorithm, GatherAlgorithm,
+        ReduceAlgorithm, ReduceScatterAlgorithm, ScatterAlgorithm,
     };
     use crate::PointToPoint;
 
@@ -86,6 +87,28 @@ pub mod algorithms {
         )
     }
 
+    /// [`crate::Collectives::gather_into`] with algorithm `alg`.
+    pub fn gather_into<C: PointToPoint + ?Sized, T: Pod>(
+        comm: &C,
+        root: usize,
+        send: &[T],
+        recv: Option<&mut [T]>,
+        alg: GatherAlgorithm,
+    ) -> Result<(), C::Error> {
+        crate::gather::gather_into(comm, root, send, recv, Some(alg))
+    }
+
+    /// [`crate::Collectives::scatter_into`] with algorithm `alg`.
+    pub fn scatter_into<C: PointToPoint + ?Sized, T: Pod>(
+        comm: &C,
+        root: usize,
+        send: Option<&[T]>,
+        recv: &mut [T],
+        alg: ScatterAlgorithm,
+    ) -> Result<(), C::Error> {
+        crate::scatter::scatter_into(comm, root, send, recv, Some(alg))
+    }
+
     /// [`crate::Collectives::reduce_in_place`] with algorithm `alg`, except that other
     /// ranks' `buf` is clobbered.
     pub fn reduce<C: PointToPoint + ?Sized, T: Pod, O: Op<T>>(
@@ -95,7 +118,26 @@ pub mod algorithms {
         op: O,
         alg: ReduceAlgorithm,
     ) -> Result<(), C::Error> {
-        crate::reduce::reduce(comm, root, buf, &op, Some(alg))
+        crate::reduce::reduce(
+            comm,
+            root,
+            crate::reduce::Bufs::InPlace(buf),
+            &op,
+            Some(alg),
+        )
+    }
+
+    /// [`crate::Collectives::reduce_into`] with algorithm `alg`.
+    pub fn reduce_into<C: PointToPoint + ?Sized, T: Pod, O: Op<T>>(
+        comm: &C,
+        root: usize,
+        send: &[T],
+        recv: Option<&mut [T]>,
+        op: O,
+        alg: ReduceAlgorithm,
+    ) -> Result<(), C::Error> {
+        let bufs = crate::reduce::Bufs::Separate(send, recv);
+        crate::reduce::reduce(comm, root, bufs, &op, Some(alg))
     }
 
     /// [`crate::Collectives::allreduce_in_place`] with algorithm `alg` (or its stand-in,
@@ -106,7 +148,25 @@ pub mod algorithms {
         op: O,
         alg: AllreduceAlgorithm,
     ) -> Result<(), C::Error> {
-        crate::reduce::allreduce(comm, buf, &op, Some(alg))
+        crate::reduce::allreduce(comm, None, buf, &op, Some(alg))
+    }
+
+    /// [`crate::Collectives::allreduce_into`] with algorithm `alg` (or its stand-in).
+    pub fn allreduce_into<C: PointToPoint + ?Sized, T: Pod, O: Op<T>>(
+        comm: &C,
+        send: &[T],
+        recv: &mut [T],
+        op: O,
+        alg: AllreduceAlgorithm,
+    ) -> Result<(), C::Error> {
+        crate::error::check_len(
+            "allreduce",
+            comm.rank(),
+            "the receive buffer",
+            send.len(),
+            recv.len(),
+        )?;
+        crate::reduce::allreduce(comm, Some(send), recv, &op, Some(alg))
     }
 
     /// [`crate::Collectives::reduce_scatter_block_in_place`] with algorithm `alg`.

@@ -373,6 +373,11 @@ impl PointToPoint for LocalComm {
         self.shared.boxes.len()
     }
 
+    /// Every rank is a thread of this process.
+    fn spans_hosts(&self) -> bool {
+        false
+    }
+
     fn send_bytes(&self, dest: usize, tag: Tag, data: &[u8]) -> Result<(), LocalError> {
         let flag = self.post(dest, tag, data)?;
         self.await_taken(dest, flag)

@@ -18,6 +18,8 @@
 //!   the tree (`acc ∘ child` for children `v+1, v+2, v+4, …` relative to the root). For a
 //!   non-commutative operation the tree is rooted at rank 0 (so relative order is rank
 //!   order) and rank 0 forwards the result to the root.
+//! - **linear** reduce (only when forced): the root folds the lower ranks in from the
+//!   nearest down (`x_r ∘ acc`), then the higher ranks upwards (`acc ∘ x_r`): rank order.
 //! - **recursive doubling** allreduce: first, when `p` is not a power of two, each even rank
 //!   `r < 2*(p - pof2)` hands its vector to `r + 1`, which computes `x_r ∘ x_{r+1}`; then
 //!   in round `m` partners exchange their partial results and both compute
@@ -65,16 +67,35 @@ impl<T, O: Op<T> + ?Sized> Op<T> for &O {
 }
 
 /// `acc[i] = acc[i] ∘ hi[i]`: `hi` comes from higher ranks than `acc`.
-pub(crate) fn fold_hi<T: Copy, O: Op<T> + ?Sized>(op: &O, acc: &mut [T], hi: &[T]) {
-    debug_assert_eq!(acc.len(), hi.len());
+///
+/// This is the element-wise kernel every reduction runs on received data (public so that
+/// benchmarks and programs reducing local arrays use the very same loop, like
+/// `MPI_Reduce_local`). Only the first `min(acc.len(), hi.len())` elements are combined;
+/// the collectives always pass slices of equal length.
+///
+/// ```
+/// use pirun_collectives::op::{fold_hi, Sum};
+/// let mut acc = [1.0f64, 2.0];
+/// fold_hi(&Sum, &mut acc, &[10.0, 20.0]);
+/// assert_eq!(acc, [11.0, 22.0]);
+/// ```
+pub fn fold_hi<T: Copy, O: Op<T> + ?Sized>(op: &O, acc: &mut [T], hi: &[T]) {
     for (a, &b) in acc.iter_mut().zip(hi) {
         *a = op.combine(*a, b);
     }
 }
 
-/// `acc[i] = lo[i] ∘ acc[i]`: `lo` comes from lower ranks than `acc`.
-pub(crate) fn fold_lo<T: Copy, O: Op<T> + ?Sized>(op: &O, lo: &[T], acc: &mut [T]) {
-    debug_assert_eq!(acc.len(), lo.len());
+/// `acc[i] = lo[i] ∘ acc[i]`: `lo` comes from lower ranks than `acc` (the operand order
+/// of `MPI_Reduce_local(lo, acc)`). As [`fold_hi`], with the operands the other way round.
+///
+/// ```
+/// use pirun_collectives::op::{fold_lo, UserOp};
+/// let keep_first = UserOp::non_commutative(|a: u8, _b: u8| a);
+/// let mut acc = [1u8, 2];
+/// fold_lo(&keep_first, &[7, 8], &mut acc);
+/// assert_eq!(acc, [7, 8]);
+/// ```
+pub fn fold_lo<T: Copy, O: Op<T> + ?Sized>(op: &O, lo: &[T], acc: &mut [T]) {
     for (a, &l) in acc.iter_mut().zip(lo) {
         *a = op.combine(l, *a);
     }

@@ -34,6 +34,23 @@ pub trait PointToPoint {
     /// Number of ranks in the communicator.
     fn size(&self) -> usize;
 
+    /// Whether the ranks of the communicator run on more than one host.
+    ///
+    /// Algorithm selection ([`crate::select::Placement`]) uses it: among the ranks of one
+    /// host a large message costs copies and page faults, across hosts it costs its bytes
+    /// on the wire, and the best algorithm differs. The provided implementation answers
+    /// `true`, the case MPICH's cut-overs were made for.
+    fn spans_hosts(&self) -> bool {
+        true
+    }
+
+    /// Whether this rank's host runs more ranks than it has cores, so that ranks take
+    /// turns on the cores. Algorithm selection then prefers algorithms that keep few ranks
+    /// busy at once. The provided implementation answers `false`.
+    fn oversubscribed(&self) -> bool {
+        false
+    }
+
     /// Sends `data` to `dest`; returns once `data` may be reused.
     fn send_bytes(&self, dest: usize, tag: Tag, data: &[u8]) -> Result<(), Self::Error>;
 

@@ -6,11 +6,13 @@
 use bytemuck::Pod;
 
 use crate::allgather::allgather_blocks;
-use crate::blocks::{bytes, bytes_mut, scratch, split_pair, Layout};
+use crate::blocks::{bytes, bytes_mut, split_pair, Layout};
 use crate::error::{check_len, check_root};
 use crate::op::{fold, fold_hi, fold_lo, Op};
+use crate::scratch::Scratch;
 use crate::select::{
-    self, AllgatherAlgorithm, AllreduceAlgorithm, ReduceAlgorithm, ReduceScatterAlgorithm,
+    self, AllgatherAlgorithm, AllreduceAlgorithm, Placement, ReduceAlgorithm,
+    ReduceScatterAlgorithm,
 };
 use crate::tree::{Fold, Tree};
 use crate::wire::{Ctx, Header, OpCode};
@@ -20,50 +22,152 @@ fn header<T>(op: OpCode, algo: u8, root: Option<usize>, n: usize) -> Header {
     Header::new(op, algo, std::mem::size_of::<T>(), root, n)
 }
 
-/// Reduces every rank's `acc` into `acc` at `root` (other ranks' `acc` is clobbered).
+/// A reduction's buffers.
+pub(crate) enum Bufs<'a, T> {
+    /// One buffer holds this rank's input and receives the result (elsewhere than a
+    /// reduce's root it is clobbered).
+    InPlace(&'a mut [T]),
+    /// The input, and where the result goes (`None` on the non-roots of a reduce). Nothing
+    /// copies the input into the output first: the first vector received is folded with
+    /// the input straight into the output (or into scratch space).
+    Separate(&'a [T], Option<&'a mut [T]>),
+}
+
+impl<T> Bufs<'_, T> {
+    fn len(&self) -> usize {
+        match self {
+            Bufs::InPlace(a) => a.len(),
+            Bufs::Separate(s, _) => s.len(),
+        }
+    }
+}
+
+/// Reduces every rank's input to `root` (see [`Bufs`]). With separate buffers the root
+/// must pass an output as long as its input; other ranks' outputs are ignored.
 pub(crate) fn reduce<C: PointToPoint + ?Sized, T: Pod, O: Op<T> + ?Sized>(
     comm: &C,
     root: usize,
-    acc: &mut [T],
+    bufs: Bufs<'_, T>,
     op: &O,
     alg: Option<ReduceAlgorithm>,
 ) -> Result<(), C::Error> {
     check_root(root, comm.size())?;
-    let n = acc.len();
-    let alg = alg.unwrap_or_else(|| select::reduce(n, std::mem::size_of_val(acc), comm.size()));
+    let r = comm.rank();
+    let bufs = match bufs {
+        Bufs::Separate(send, Some(recv)) if r == root => {
+            check_len("reduce", r, "the receive buffer", send.len(), recv.len())?;
+            Bufs::Separate(send, Some(recv))
+        }
+        Bufs::Separate(_, None) if r == root => {
+            return Err(crate::CollectiveError::arg(
+                "reduce",
+                r,
+                "the root must pass a receive buffer",
+            )
+            .into())
+        }
+        Bufs::Separate(send, _) => Bufs::Separate(send, None),
+        b => b,
+    };
+    let n = bufs.len();
+    let alg = alg.unwrap_or_else(|| {
+        select::reduce_on(
+            n,
+            n * std::mem::size_of::<T>(),
+            comm.size(),
+            Placement::of(comm),
+        )
+    });
     let w = Ctx::new(comm, header::<T>(OpCode::Reduce, alg.code(), Some(root), n));
     match alg {
-        ReduceAlgorithm::Binomial => binomial(&w, root, acc, op),
-        ReduceAlgorithm::Rabenseifner => rabenseifner_reduce(&w, root, acc, op),
+        ReduceAlgorithm::Binomial => binomial(&w, root, bufs, op),
+        ReduceAlgorithm::Rabenseifner => rabenseifner_reduce(&w, root, bufs, op),
+        ReduceAlgorithm::Linear => linear(&w, root, bufs, op),
     }
 }
 
-/// Binomial-tree reduce of `acc` to `root` under the call `w`.
+/// Binomial-tree reduce to `root` under the call `w`.
 fn binomial<C: PointToPoint + ?Sized, T: Pod, O: Op<T> + ?Sized>(
     w: &Ctx<C>,
     root: usize,
-    acc: &mut [T],
+    bufs: Bufs<'_, T>,
     op: &O,
 ) -> Result<(), C::Error> {
     let tree_root = if op.commutative() { root } else { 0 };
     let t = Tree::new(w.rank, tree_root, w.size);
     let children = t.children();
-    if !children.is_empty() {
-        let mut tmp = scratch::<T>(acc.len());
+    let n = bufs.len();
+    let mut own = None;
+    // `input`: set while this rank's partial result is still its untouched input;
+    // `acc`: where the partial result is built (none on a leaf without an output).
+    let (mut input, mut acc) = match bufs {
+        Bufs::InPlace(a) => (None, Some(a)),
+        Bufs::Separate(s, Some(r)) => (Some(s), Some(r)),
+        Bufs::Separate(s, None) if children.is_empty() => (Some(s), None),
+        Bufs::Separate(s, None) => (Some(s), Some(&mut own.insert(Scratch::new(n))[..])),
+    };
+    if let Some(a) = acc.as_deref_mut() {
+        let mut tmp: Option<Scratch<T>> = None;
         for c in children {
-            w.recv_into(t.abs(c), bytes_mut(&mut tmp))?;
-            fold_hi(op, acc, &tmp);
+            match input.take() {
+                Some(s) => {
+                    // acc = mine ∘ child: the same operands in the same order as below.
+                    w.take_into(t.abs(c), bytes_mut(a))?;
+                    fold_lo(op, s, a);
+                }
+                None => {
+                    let tmp = tmp.get_or_insert_with(|| Scratch::new(n));
+                    w.take_into(t.abs(c), bytes_mut(tmp))?;
+                    fold_hi(op, a, tmp);
+                }
+            }
         }
     }
+    // This rank's partial result: its untouched input (a leaf) or the accumulator.
+    let partial: &[T] = input.or(acc.as_deref()).unwrap_or_default();
     if let Some(parent) = t.parent() {
-        w.send(t.abs(parent), &[bytes(acc)])?;
+        w.put(t.abs(parent), &[bytes(partial)])?;
     }
     if tree_root != root {
         if w.rank == tree_root {
-            w.send(root, &[bytes(acc)])?;
-        } else if w.rank == root {
-            w.recv_into(tree_root, bytes_mut(acc))?;
+            w.put(root, &[bytes(partial)])?;
+        } else if let (true, Some(a)) = (w.rank == root, acc) {
+            w.take_into(tree_root, bytes_mut(a))?;
         }
+    } else if let (true, Some(s), Some(a)) = (w.rank == root, input, acc) {
+        a.copy_from_slice(s); // a single rank
+    }
+    Ok(())
+}
+
+/// Linear reduce: every rank sends its vector straight to the root, which folds them in
+/// around its own: first the lower ranks from the nearest down (`x_r ∘ acc`), then the
+/// higher ones upwards (`acc ∘ x_r`), which is rank order for any associative operation.
+fn linear<C: PointToPoint + ?Sized, T: Pod, O: Op<T> + ?Sized>(
+    w: &Ctx<C>,
+    root: usize,
+    bufs: Bufs<'_, T>,
+    op: &O,
+) -> Result<(), C::Error> {
+    let n = bufs.len();
+    let acc: &mut [T] = match bufs {
+        Bufs::InPlace(a) if w.rank != root => return w.put(root, &[bytes(a)]),
+        Bufs::Separate(s, _) if w.rank != root => return w.put(root, &[bytes(s)]),
+        Bufs::InPlace(a) => a,
+        Bufs::Separate(s, Some(r)) => {
+            r.copy_from_slice(s);
+            r
+        }
+        Bufs::Separate(_, None) => return Err(w.arg_error("the root must pass a receive buffer")),
+    };
+    let mut tmp = Scratch::<T>::new(n);
+    for r in (0..root).rev() {
+        w.take_into(r, bytes_mut(&mut tmp))?;
+        fold_lo(op, &tmp, acc);
+    }
+    for r in root + 1..w.size {
+        w.take_into(r, bytes_mut(&mut tmp))?;
+        fold_hi(op, acc, &tmp);
     }
     Ok(())
 }
@@ -80,9 +184,9 @@ fn fold_in<C: PointToPoint + ?Sized, T: Pod, O: Op<T> + ?Sized>(
     let r = w.rank;
     if r < 2 * f.rem {
         if r % 2 == 0 {
-            w.send(r + 1, &[bytes(acc)])?;
+            w.put(r + 1, &[bytes(acc)])?;
         } else {
-            w.recv_into(r - 1, bytes_mut(tmp))?;
+            w.take_into(r - 1, bytes_mut(tmp))?;
             fold_lo(op, tmp, acc);
         }
     }
@@ -98,9 +202,9 @@ fn fold_out<C: PointToPoint + ?Sized, T: Pod>(
     let r = w.rank;
     if r < 2 * f.rem {
         if r % 2 == 1 {
-            w.send(r - 1, &[bytes(acc)])?;
+            w.put(r - 1, &[bytes(acc)])?;
         } else {
-            w.recv_into(r + 1, bytes_mut(acc))?;
+            w.take_into(r + 1, bytes_mut(acc))?;
         }
     }
     Ok(())
@@ -126,14 +230,24 @@ fn halving_block(nr: usize, f: &Fold) -> usize {
 /// Reduce-scatter by recursive halving among the new ranks of `f` over the blocks of
 /// `blocks` (one per new rank). Returns the new rank (`None` if folded out); block
 /// [`halving_block`] of `acc` then holds its full reduction.
+///
+/// With `send`, the input is there and `acc` is only output: on a power of two the first
+/// round receives the partner's half straight into `acc` and folds the input in, so the
+/// input is never copied whole (otherwise it is copied into `acc` first).
 fn halving<C: PointToPoint + ?Sized, T: Pod, O: Op<T> + ?Sized>(
     w: &Ctx<C>,
     f: &Fold,
     blocks: &Layout,
+    mut send: Option<&[T]>,
     acc: &mut [T],
     op: &O,
 ) -> Result<Option<usize>, C::Error> {
-    let mut tmp = scratch::<T>(acc.len());
+    if f.rem > 0 || f.pof2 == 1 {
+        if let Some(s) = send.take() {
+            acc.copy_from_slice(s);
+        }
+    }
+    let mut tmp = Scratch::<T>::new(acc.len());
     let Some(nr) = fold_in(w, f, acc, &mut tmp, op)? else {
         return Ok(None);
     };
@@ -141,15 +255,16 @@ fn halving<C: PointToPoint + ?Sized, T: Pod, O: Op<T> + ?Sized>(
     for m in f.masks() {
         let partner = f.real(nr ^ m);
         let (keep, give) = halves(nr, m, lo, hi);
-        let keep_r = blocks.span(keep.0, keep.1);
-        let t = &mut tmp[..keep_r.len()];
-        w.sendrecv(
-            partner,
-            bytes(&acc[blocks.span(give.0, give.1)]),
-            partner,
-            bytes_mut(t),
-        )?;
-        fold(op, &mut acc[keep_r], t, nr & m != 0);
+        let (keep_r, give_r) = (blocks.span(keep.0, keep.1), blocks.span(give.0, give.1));
+        if let Some(s) = send.take() {
+            let a = &mut acc[keep_r.clone()];
+            w.sendrecv(partner, bytes(&s[give_r]), partner, bytes_mut(a))?;
+            fold(op, a, &s[keep_r], nr & m == 0);
+        } else {
+            let t = &mut tmp[..keep_r.len()];
+            w.sendrecv(partner, bytes(&acc[give_r]), partner, bytes_mut(t))?;
+            fold(op, &mut acc[keep_r], t, nr & m != 0);
+        }
         (lo, hi) = keep;
     }
     Ok(Some(nr))
@@ -158,26 +273,35 @@ fn halving<C: PointToPoint + ?Sized, T: Pod, O: Op<T> + ?Sized>(
 fn rabenseifner_reduce<C: PointToPoint + ?Sized, T: Pod, O: Op<T> + ?Sized>(
     w: &Ctx<C>,
     root: usize,
-    acc: &mut [T],
+    bufs: Bufs<'_, T>,
     op: &O,
 ) -> Result<(), C::Error> {
     let f = Fold::new(w.size);
-    let blocks = Layout::even(acc.len(), f.pof2);
-    let nr = halving(w, &f, &blocks, acc, op)?;
+    let n = bufs.len();
+    let blocks = Layout::even(n, f.pof2);
+    let mut own = None;
+    let (send, acc) = match bufs {
+        Bufs::InPlace(a) => (None, a),
+        Bufs::Separate(s, Some(r)) => (Some(s), r),
+        Bufs::Separate(s, None) => (Some(s), &mut own.insert(Scratch::new(n))[..]),
+    };
+    let nr = halving(w, &f, &blocks, send, acc, op)?;
     if w.rank == root {
         for other in (0..f.pof2).filter(|&o| Some(o) != nr) {
             let b = blocks.block(halving_block(other, &f));
-            w.recv_into(f.real(other), bytes_mut(&mut acc[b]))?;
+            w.take_into(f.real(other), bytes_mut(&mut acc[b]))?;
         }
     } else if let Some(nr) = nr {
-        w.send(root, &[bytes(&acc[blocks.block(halving_block(nr, &f))])])?;
+        w.put(root, &[bytes(&acc[blocks.block(halving_block(nr, &f))])])?;
     }
     Ok(())
 }
 
-/// Allreduces every rank's `acc` into `acc`.
+/// Allreduces every rank's input into `acc`: the input is `send` if given (as long as
+/// `acc`, which the caller checks), else `acc` itself.
 pub(crate) fn allreduce<C: PointToPoint + ?Sized, T: Pod, O: Op<T> + ?Sized>(
     comm: &C,
+    send: Option<&[T]>,
     acc: &mut [T],
     op: &O,
     alg: Option<AllreduceAlgorithm>,
@@ -185,21 +309,45 @@ pub(crate) fn allreduce<C: PointToPoint + ?Sized, T: Pod, O: Op<T> + ?Sized>(
     let (n, p) = (acc.len(), comm.size());
     let alg = match alg {
         Some(a) => select::usable_allreduce(a, op.commutative()),
-        None => select::allreduce(n, std::mem::size_of_val(acc), p, op.commutative()),
+        None => select::allreduce_on(
+            n,
+            std::mem::size_of_val(acc),
+            p,
+            op.commutative(),
+            Placement::of(comm),
+        ),
     };
     let w = Ctx::new(comm, header::<T>(OpCode::Allreduce, alg.code(), None, n));
+    let mut send = send;
+    if p == 1 || (alg == AllreduceAlgorithm::Ring) {
+        if let Some(s) = send.take() {
+            acc.copy_from_slice(s);
+        }
+    }
     if p == 1 {
         return Ok(());
     }
     match alg {
         AllreduceAlgorithm::RecursiveDoubling => {
             let f = Fold::new(p);
-            let mut tmp = scratch::<T>(n);
+            if f.rem > 0 {
+                if let Some(s) = send.take() {
+                    acc.copy_from_slice(s);
+                }
+            }
+            let mut tmp = Scratch::<T>::new(n);
             if let Some(nr) = fold_in(&w, &f, acc, &mut tmp, op)? {
                 for m in f.masks() {
                     let partner = f.real(nr ^ m);
-                    w.sendrecv(partner, bytes(acc), partner, bytes_mut(&mut tmp))?;
-                    fold(op, acc, &tmp, nr & m != 0);
+                    if let Some(s) = send.take() {
+                        // First round, input still in `send`: the same operands in the
+                        // same order, with the partner's vector received into `acc`.
+                        w.sendrecv(partner, bytes(s), partner, bytes_mut(acc))?;
+                        fold(op, acc, s, nr & m == 0);
+                    } else {
+                        w.sendrecv(partner, bytes(acc), partner, bytes_mut(&mut tmp))?;
+                        fold(op, acc, &tmp, nr & m != 0);
+                    }
                 }
             }
             fold_out(&w, &f, acc)
@@ -207,7 +355,7 @@ pub(crate) fn allreduce<C: PointToPoint + ?Sized, T: Pod, O: Op<T> + ?Sized>(
         AllreduceAlgorithm::Rabenseifner => {
             let f = Fold::new(p);
             let blocks = Layout::even(n, f.pof2);
-            if let Some(nr) = halving(&w, &f, &blocks, acc, op)? {
+            if let Some(nr) = halving(&w, &f, &blocks, send, acc, op)? {
                 // Undo the halving: in reverse, swap our range for the partner's.
                 let ranges: Vec<_> = f
                     .masks()
@@ -243,7 +391,11 @@ pub(crate) fn allreduce<C: PointToPoint + ?Sized, T: Pod, O: Op<T> + ?Sized>(
             )
         }
         AllreduceAlgorithm::ReduceBcast => {
-            binomial(&w, 0, acc, op)?;
+            let bufs = match send {
+                Some(s) => Bufs::Separate(s, Some(&mut *acc)),
+                None => Bufs::InPlace(&mut *acc),
+            };
+            binomial(&w, 0, bufs, op)?;
             crate::bcast::binomial(&w, 0, bytes_mut(acc))
         }
     }
@@ -260,7 +412,7 @@ fn ring_reduce_scatter<C: PointToPoint + ?Sized, T: Pod, O: Op<T> + ?Sized>(
 ) -> Result<(), C::Error> {
     let (r, p) = (w.rank, w.size);
     let largest = blocks.sizes().into_iter().max().unwrap_or(0);
-    let mut tmp = scratch::<T>(largest);
+    let mut tmp = Scratch::<T>::new(largest);
     for s in 0..p.saturating_sub(1) {
         let out = blocks.block((r + 2 * p - s - 1) % p);
         let inc = blocks.block((r + 2 * p - s - 2) % p);
@@ -308,38 +460,12 @@ pub(crate) fn reduce_scatter_block<C: PointToPoint + ?Sized, T: Pod, O: Op<T> + 
             Ok(())
         }
         ReduceScatterAlgorithm::ReduceThenScatter => {
-            binomial(&w, 0, buf, op)?;
-            let mut mine = scratch::<T>(k);
+            binomial(&w, 0, Bufs::InPlace(&mut *buf), op)?;
+            let mut mine = Scratch::<T>::new(k);
             let send = (r == 0).then_some(bytes(buf));
             crate::scatter::binomial(&w, 0, send, bytes_mut(&mut mine))?;
             buf[..k].copy_from_slice(&mine);
             Ok(())
         }
-    }
-}
-
-/// `reduce` with separate send and (root-only) receive buffers.
-pub(crate) fn reduce_into<C: PointToPoint + ?Sized, T: Pod, O: Op<T> + ?Sized>(
-    comm: &C,
-    root: usize,
-    send: &[T],
-    recv: Option<&mut [T]>,
-    op: &O,
-) -> Result<(), C::Error> {
-    check_root(root, comm.size())?;
-    let r = comm.rank();
-    match recv {
-        Some(recv) if r == root => {
-            check_len("reduce", r, "the receive buffer", send.len(), recv.len())?;
-            recv.copy_from_slice(send);
-            reduce(comm, root, recv, op, None)
-        }
-        None if r == root => {
-            Err(
-                crate::CollectiveError::arg("reduce", r, "the root must pass a receive buffer")
-                    .into(),
-            )
-        }
-        _ => reduce(comm, root, &mut send.to_vec(), op, None),
     }
 }

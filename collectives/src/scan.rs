@@ -5,7 +5,7 @@
 
 use bytemuck::Pod;
 
-use crate::blocks::{bytes, bytes_mut, scratch};
+use crate::blocks::{bytes, bytes_mut, zeroed};
 use crate::op::{fold_hi, fold_lo, Op};
 use crate::wire::{Ctx, Header, OpCode};
 use crate::PointToPoint;
@@ -30,7 +30,7 @@ fn prefix<C: PointToPoint + ?Sized, T: Pod, O: Op<T> + ?Sized>(
     );
     let (r, p) = (w.rank, w.size);
     let mut group = mine.to_vec();
-    let mut tmp = scratch::<T>(mine.len());
+    let mut tmp = zeroed::<T>(mine.len());
     let mut below: Option<Vec<T>> = None;
     let mut m = 1;
     while m < p {

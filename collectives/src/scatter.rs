@@ -1,19 +1,25 @@
-//! Scatter from a root: [`binomial`] for equal blocks (each tree edge carries the
-//! contiguous blocks of the child's subtree) and a linear [`scatterv`] for blocks of any
-//! sizes, where the root sends each rank its block directly (as MPICH does).
-
-use std::borrow::Cow;
+//! Scatter from a root: [`scatter_into`] of equal blocks, linear (the root sends each rank
+//! its block directly) or down a binomial tree ([`binomial`]: each tree edge carries the
+//! contiguous blocks of the child's subtree), and a linear [`scatterv`] for blocks of any
+//! sizes (as MPICH does).
 
 use bytemuck::Pod;
 
 use crate::blocks::{bytes, bytes_mut, from_bytes, Layout};
 use crate::error::{check_len, check_root};
+use crate::scratch::Scratch;
+use crate::select::{self, Placement, ScatterAlgorithm};
 use crate::tree::Tree;
 use crate::wire::{Ctx, Header, OpCode};
 use crate::{CollectiveError, PointToPoint};
 
 /// Binomial scatter under the call `w`: the root's `send` holds `p` blocks of
 /// `recv.len()` bytes in rank order; every rank receives its block into `recv`.
+///
+/// Nothing is copied but the root's own block: the root sends each child's subtree's
+/// blocks straight from `send` (in two pieces when the subtree wraps past the last rank),
+/// and an inner rank receives its own block into `recv` and its children's into scratch
+/// space in one message.
 pub(crate) fn binomial<C: PointToPoint + ?Sized>(
     w: &Ctx<C>,
     root: usize,
@@ -23,31 +29,56 @@ pub(crate) fn binomial<C: PointToPoint + ?Sized>(
     let (p, blk) = (w.size, recv.len());
     let t = Tree::new(w.rank, root, p);
     let children = t.children();
-    // This rank's subtree's blocks, in rank order relative to the root.
-    let held: Cow<[u8]> = match t.parent() {
+    match t.parent() {
         None => {
             let send = send.ok_or_else(|| w.arg_error("the root must pass the data to scatter"))?;
             check_len(w.call(), w.rank, "the send buffer", blk * p, send.len())?;
-            if root == 0 {
-                Cow::Borrowed(send)
-            } else {
-                Cow::Owned([&send[root * blk..], &send[..root * blk]].concat())
+            for &c in children.iter().rev() {
+                let (a, k) = (t.abs(c), t.subtree_end(c) - c);
+                if a + k <= p {
+                    w.put(a, &[&send[a * blk..(a + k) * blk]])?;
+                } else {
+                    w.put(a, &[&send[a * blk..], &send[..(a + k - p) * blk]])?;
+                }
             }
+            recv.copy_from_slice(&send[root * blk..(root + 1) * blk]);
+            Ok(())
         }
-        Some(parent) if children.is_empty() => return w.recv_into(t.abs(parent), recv),
+        Some(parent) if children.is_empty() => w.take_into(t.abs(parent), recv),
         Some(parent) => {
-            let mut held = vec![0u8; (t.subtree_end(t.v) - t.v) * blk];
-            w.recv_into(t.abs(parent), &mut held)?;
-            Cow::Owned(held)
+            // Relative ranks v+1 .. subtree_end(v), children's subtrees in order.
+            let mut below = Scratch::<u8>::new((t.subtree_end(t.v) - t.v - 1) * blk);
+            w.take(t.abs(parent), &mut [recv, &mut below])?;
+            for &c in children.iter().rev() {
+                let off = (c - t.v - 1) * blk;
+                let len = (t.subtree_end(c) - c) * blk;
+                w.put(t.abs(c), &[&below[off..off + len]])?;
+            }
+            Ok(())
         }
-    };
-    for &c in children.iter().rev() {
-        w.send(
-            t.abs(c),
-            &[&held[(c - t.v) * blk..(t.subtree_end(c) - t.v) * blk]],
-        )?;
     }
-    recv.copy_from_slice(&held[..blk]);
+}
+
+/// Linear scatter under the call `w`: the root sends every rank its block of `send`
+/// (`p` blocks of `recv.len()` bytes in rank order) directly.
+fn linear<C: PointToPoint + ?Sized>(
+    w: &Ctx<C>,
+    root: usize,
+    send: Option<&[u8]>,
+    recv: &mut [u8],
+) -> Result<(), C::Error> {
+    let (p, blk) = (w.size, recv.len());
+    if w.rank != root {
+        return w.take_into(root, recv);
+    }
+    let send = send.ok_or_else(|| w.arg_error("the root must pass the data to scatter"))?;
+    check_len(w.call(), w.rank, "the send buffer", blk * p, send.len())?;
+    // Farthest first, so the ranks next to the root (which runs first when oversubscribed)
+    // are not served before the others have been started.
+    for a in (1..p).rev().map(|d| (root + d) % p) {
+        w.put(a, &[&send[a * blk..(a + 1) * blk]])?;
+    }
+    recv.copy_from_slice(&send[root * blk..(root + 1) * blk]);
     Ok(())
 }
 
@@ -57,19 +88,25 @@ pub(crate) fn scatter_into<C: PointToPoint + ?Sized, T: Pod>(
     root: usize,
     send: Option<&[T]>,
     recv: &mut [T],
+    alg: Option<ScatterAlgorithm>,
 ) -> Result<(), C::Error> {
     check_root(root, comm.size())?;
     let elem = std::mem::size_of::<T>();
+    let (n, p) = (recv.len(), comm.size());
+    let alg = alg.unwrap_or_else(|| select::scatter_on(n * elem, p, Placement::of(comm)));
     let w = Ctx::new(
         comm,
-        Header::new(OpCode::Scatter, 0, elem, Some(root), recv.len()),
+        Header::new(OpCode::Scatter, alg.code(), elem, Some(root), n),
     );
     let send = if comm.rank() == root {
         send.map(bytes)
     } else {
         None
     };
-    binomial(&w, root, send, bytes_mut(recv))
+    match alg {
+        ScatterAlgorithm::Binomial => binomial(&w, root, send, bytes_mut(recv)),
+        ScatterAlgorithm::Linear => linear(&w, root, send, bytes_mut(recv)),
+    }
 }
 
 /// Where this rank's block comes from in a scatterv.

@@ -1,33 +1,102 @@
-//! Algorithm selection: which algorithm each collective uses for a given message size and
-//! communicator size, and the environment variables that override the choice.
+//! Algorithm selection: which algorithm each collective uses for a given message size,
+//! communicator size and [`Placement`], and the environment variables that override the
+//! choice.
 //!
-//! The automatic choices start from MPICH's cut-overs (Thakur, Rabenseifner & Gropp,
-//! *Optimization of Collective Communication Operations in MPICH*, 2005). Each override is
-//! read once, the first time the operation runs; an unknown name is reported on stderr
-//! and ignored (`auto` or an empty value also mean the automatic choice). The override is
-//! per process: ranks launched with different values detect the disagreement from the
-//! message headers and fail with [`crate::CollectiveError::Mismatch`] instead of hanging.
+//! The automatic choices started from MPICH's cut-overs (Thakur, Rabenseifner & Gropp,
+//! *Optimization of Collective Communication Operations in MPICH*, 2005) and were then set
+//! by measurement (`benches/compare/run --only coll` and forced-algorithm sweeps of
+//! `collbench`), separately for the three placements a communicator can have:
 //!
-//! | variable | names | automatic choice |
-//! |---|---|---|
-//! | `PIRUN_BCAST_ALGORITHM` | `binomial`, `scatter_allgather`, `pipeline` | `binomial` below 12 KiB or 8 ranks, else `scatter_allgather` (binomial scatter + allgather) |
-//! | `PIRUN_REDUCE_ALGORITHM` | `binomial`, `rabenseifner` | `binomial` up to 2 KiB or fewer elements than the power of two below the size, else `rabenseifner` (reduce-scatter by recursive halving + gather) |
-//! | `PIRUN_ALLREDUCE_ALGORITHM` | `recursive_doubling`, `rabenseifner`, `ring`, `reduce_bcast` | `recursive_doubling` up to 2 KiB or few elements; `ring` from 1 MiB on non-powers of two (commutative ops); else `rabenseifner` |
-//! | `PIRUN_ALLGATHER_ALGORITHM` (also allgatherv) | `recursive_doubling`, `bruck`, `ring` | below 80 KiB in total: `recursive_doubling` on powers of two, else `bruck`; below 512 KiB: `recursive_doubling` on powers of two; else `ring` |
-//! | `PIRUN_ALLTOALL_ALGORITHM` (also alltoallv) | `pairwise`, `bruck` | `bruck` for blocks up to 256 bytes on 8 ranks or more (alltoall only), else `pairwise` |
-//! | `PIRUN_REDUCE_SCATTER_ALGORITHM` | `ring`, `reduce_then_scatter` | `ring` for commutative ops from 2 KiB, else `reduce_then_scatter` |
-//! | `PIRUN_SEGMENT_SIZE` | bytes, `k`/`m` suffixes allowed | 32 KiB: the segment size of the `pipeline` broadcast |
+//! - **one host** ([`Placement::OneHost`], and [`Placement::Crowded`] when the host runs
+//!   more ranks than it has cores): messages are copies through the kernel's loopback, so
+//!   the fewest copies and the fewest ranks busy at once win. Measured on a 2-core VM at
+//!   2 ranks (one host) and 4 and 8 ranks (crowded).
+//! - **across hosts** ([`Placement::Hosts`]): a large message costs its bytes on the wire,
+//!   so algorithms that send each byte over each link once win. Measured on
+//!   `scripts/testbed` (4 hosts, 100 Mbit/s links, 1 or 2 ranks per host).
+//!
+//! Each override is read once, the first time the operation runs; an unknown name is
+//! reported on stderr and ignored (`auto` or an empty value also mean the automatic
+//! choice). The override is per process: ranks launched with different values detect the
+//! disagreement from the message headers and fail with
+//! [`crate::CollectiveError::Mismatch`] instead of hanging.
+//!
+//! | variable | names | one host | across hosts |
+//! |---|---|---|---|
+//! | `PIRUN_BCAST_ALGORITHM` | `binomial`, `scatter_allgather`, `pipeline` | `binomial` | `binomial` below 12 KiB; `pipeline` once the message has more segments than `(p - 2) / (log2 p - 1)` (p ≥ 3: 3 on 4 ranks, 4 on 8, 7 on 16); else `binomial` below 8 ranks, `scatter_allgather` from 8 |
+//! | `PIRUN_REDUCE_ALGORITHM` | `binomial`, `rabenseifner`, `linear` | `binomial` | `binomial` up to 2 KiB (or fewer elements than the power of two below `p`) and above 512 KiB, else `rabenseifner` |
+//! | `PIRUN_ALLREDUCE_ALGORITHM` | `recursive_doubling`, `rabenseifner`, `ring`, `reduce_bcast` | below 64 KiB `recursive_doubling`, else `rabenseifner`; crowded: below 8 KiB `recursive_doubling`, else `reduce_bcast` | up to 2 KiB (or few elements) `recursive_doubling`; from 256 KiB `ring` (commutative ops); else `rabenseifner` |
+//! | `PIRUN_GATHER_ALGORITHM` (gather only) | `binomial`, `linear` | `linear` | `linear` |
+//! | `PIRUN_SCATTER_ALGORITHM` (scatter only) | `binomial`, `linear` | `binomial` for blocks of 32 to 512 KiB, else `linear` | `binomial` below 64 KiB blocks, else `linear` |
+//! | `PIRUN_ALLGATHER_ALGORITHM` (also allgatherv) | `recursive_doubling`, `bruck`, `ring` | below 80 KiB in total: `recursive_doubling` on powers of two, else `bruck`; below 512 KiB: `recursive_doubling` on powers of two; else `ring` | below 64 KiB in total: `recursive_doubling` on powers of two, else `bruck`; else `ring` |
+//! | `PIRUN_ALLTOALL_ALGORITHM` (also alltoallv) | `pairwise`, `bruck` | `bruck` for blocks up to 256 bytes on 8 ranks or more (alltoall only), else `pairwise` | the same |
+//! | `PIRUN_REDUCE_SCATTER_ALGORITHM` | `ring`, `reduce_then_scatter` | `ring` for commutative ops from 2 KiB, else `reduce_then_scatter` | the same |
+//! | `PIRUN_SEGMENT_SIZE` | bytes, `k`/`m` suffixes allowed | 32 KiB: the segment size of the `pipeline` broadcast | |
+//!
+//! Gatherv and `gather_value` are always binomial, scatterv always linear, the barrier a
+//! dissemination, scan and exscan recursive doubling.
 //!
 //! Where a forced algorithm cannot serve a call, a correct one is used instead:
 //! `recursive_doubling` allgather on a non-power of two runs `bruck`; `ring` allreduce and
 //! `ring` reduce-scatter with a non-commutative operation run `rabenseifner` and
 //! `reduce_then_scatter` (their block order is not rank order); `bruck` alltoallv runs
 //! `pairwise`.
+//!
+//! # The measurements behind the cut-overs
+//!
+//! µs per call (collbench: slowest rank, median of batches of back-to-back calls; medians
+//! over repetitions, algorithms alternated). The VM is shared and was loaded (load average
+//! 5–11) throughout, so single figures vary by ±30 %; the choices follow differences that
+//! held in every sweep.
+//!
+//! *One host* (loopback TCP, 2 cores; 4 and 8 ranks are crowded):
+//!
+//! - reduce: `binomial` beat `rabenseifner` at every size and rank count (1 MiB: 256 vs
+//!   329 µs at 2 ranks, 867 vs 1223 at 4, 2113 vs 4567 at 8; 64 KiB at 8 ranks: 237 vs
+//!   284). `linear` was no better than `binomial` beyond noise.
+//! - bcast: `binomial` beat `scatter_allgather` and `pipeline` from 64 KiB (1 MiB: 170 /
+//!   240 / 635 µs at 2 ranks, 622 / 1054 / 1457 at 4). A segmented binomial reduce (32 KiB
+//!   eager pieces, so a child runs ahead while its parent folds) was slower too (1 MiB on
+//!   2 ranks: 586 vs 250 µs): on loopback, extra messages cost more than the overlap wins.
+//! - allreduce: at 2 ranks `recursive_doubling` up to 16 KiB (8 KiB: 7.6 vs 14.1 µs for
+//!   `rabenseifner`), `rabenseifner` from 64 KiB (1 MiB: 390 vs 492); crowded,
+//!   `reduce_bcast` from 8 KiB (64 KiB: 130 vs 205 `rabenseifner` at 4 ranks, 997 vs 1027
+//!   at 8; 256 KiB at 8 ranks: 2712 vs 4318), `recursive_doubling` below (8 B at 4 ranks:
+//!   25 vs 37).
+//! - gather: `linear` beat `binomial` at 4 ranks at every size (1 KiB: 4.9 vs 8.3 µs,
+//!   64 KiB: 62 vs 113, 1 MiB: 684 vs 1147) and at 8 ranks for small and 1 MiB blocks
+//!   (1 KiB: 13 vs 38; 1 MiB: 1950 vs 3101); a tree only adds hops and copies, the root
+//!   receives every block either way.
+//! - scatter: `linear` won for small blocks at 4 ranks (8 KiB: 17 vs 28 µs) and for 1 MiB
+//!   blocks at 8 ranks (2030 vs 5783), `binomial` for 64 KiB blocks (rendezvous sized:
+//!   the linear root waits for each receiver in turn; 4 ranks: 70 vs 78 and 93 vs 258).
+//!
+//! *Across hosts* (testbed, 100 Mbit/s ≈ 11.9 MB/s of payload, so 1 MiB takes 88 ms on one
+//! link; 4 ranks = 1 per host, 8 ranks = 2 per host; ms):
+//!
+//! - bcast: `pipeline` won from 8 KiB in these back-to-back calls (1 MiB: 97 vs 187
+//!   `scatter_allgather` vs 250 `binomial` at 4 ranks, 92 vs 190 vs 219 at 8; 64 KiB:
+//!   6.3 / 8.3 / 11.0), since each link carries the message once. A single call of a
+//!   small message reaches the last rank of a chain later than the leaves of a tree, hence
+//!   the segment rule above rather than 8 KiB.
+//! - reduce: `rabenseifner` won from 8 KiB to 256 KiB (64 KiB: 8.3 vs 11.0), `binomial` at
+//!   1 MiB (175 vs 209 at 4 ranks, 176 vs 194 at 8): the exchanges of recursive halving
+//!   reached ~70 % of the link rate, a clear-to-send queueing behind bulk data in the
+//!   reverse direction.
+//! - allreduce: `ring` from 256 KiB (1 MiB: 189 vs 262 `rabenseifner` at 4 ranks, 180 vs
+//!   223 at 8), `rabenseifner` at 16–64 KiB (8 ranks, 64 KiB: 8.3 vs 9.8 `ring`),
+//!   `recursive_doubling` at 2 KiB (4 ranks: 0.39 vs 1.01 `ring`).
+//! - allgather: `ring` from 64 KiB in total (8 ranks × 8 KiB: 4.9 vs 8.4
+//!   `recursive_doubling`; 4 × 64 KiB: 20.7 vs 29.3), `recursive_doubling` below (4 × 8
+//!   KiB: 2.09 vs 2.20).
+//! - alltoall: `bruck` only for 8 to 256-byte blocks on 8 ranks (8 B: 0.39 vs 0.86),
+//!   `pairwise` otherwise (4 ranks, 8 B: 0.06 vs 0.29): MPICH's cut-over.
 
 use std::sync::OnceLock;
 
 use crate::tree::Fold;
 use crate::wire::OpCode;
+use crate::PointToPoint;
 
 macro_rules! algorithms {
     ($(#[$doc:meta])* $name:ident, $env:literal {
@@ -95,6 +164,28 @@ algorithms! {
         Binomial = 1 => "binomial",
         /// Reduce-scatter by recursive halving, then each block straight to the root.
         Rabenseifner = 2 => "rabenseifner",
+        /// Every rank sends its vector straight to the root, which folds them in.
+        Linear = 3 => "linear",
+    }
+}
+
+algorithms! {
+    /// Gather algorithms (equal blocks; gatherv is always binomial).
+    GatherAlgorithm, "PIRUN_GATHER_ALGORITHM" {
+        /// Binomial tree: each edge carries the sender's whole subtree.
+        Binomial = 1 => "binomial",
+        /// Every rank sends its block straight to the root.
+        Linear = 2 => "linear",
+    }
+}
+
+algorithms! {
+    /// Scatter algorithms (equal blocks; scatterv is always linear).
+    ScatterAlgorithm, "PIRUN_SCATTER_ALGORITHM" {
+        /// Binomial tree: each edge carries the receiver's whole subtree.
+        Binomial = 1 => "binomial",
+        /// The root sends every rank its block directly.
+        Linear = 2 => "linear",
     }
 }
 
@@ -172,12 +263,22 @@ pub(crate) fn algorithm_name(op: OpCode, code: u8) -> &'static str {
         }
         Alltoall | Alltoallv | AlltoallvCounts => AlltoallAlgorithm::name_of_code(code),
         ReduceScatterBlock => ReduceScatterAlgorithm::name_of_code(code),
-        Barrier => "dissemination",
-        BcastValue | Gather | Gatherv | GatherValue | Scatter => "binomial",
+        Barrier => BARRIER_ALGORITHM,
+        Gather => GatherAlgorithm::name_of_code(code),
+        Gatherv | GatherValue => GATHER_ALGORITHM,
+        Scatter => ScatterAlgorithm::name_of_code(code),
+        BcastValue => "binomial",
         Scatterv => "linear",
         Scan | Exscan => "recursive_doubling",
     }
 }
+
+/// The barrier's only algorithm (no choice, no override).
+pub const BARRIER_ALGORITHM: &str = "dissemination";
+/// The only algorithm of gatherv and gather_value (gather: [`gather_on`]).
+pub const GATHER_ALGORITHM: &str = "binomial";
+/// The tree algorithm of scatter (the choice: [`scatter_on`]; scatterv is linear).
+pub const SCATTER_ALGORITHM: &str = "binomial";
 
 /// Default segment size of the pipelined broadcast, in bytes.
 pub const DEFAULT_SEGMENT_SIZE: usize = 32 * 1024;
@@ -213,12 +314,82 @@ fn parse_size(s: &str) -> Option<usize> {
         .filter(|&n| n > 0)
 }
 
-/// The broadcast algorithm for `bytes` bytes on `size` ranks.
+/// Where a communicator's ranks run, as far as the choice of algorithm cares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Placement {
+    /// Every rank on one host, each with a core: a message is two copies through the
+    /// kernel, so the fewest copies win.
+    OneHost,
+    /// Every rank on one host, which runs more ranks than it has cores: ranks take turns on
+    /// the cores, so algorithms that keep few ranks busy at once win (each hop that wakes a
+    /// rank that is not running costs a scheduler turn).
+    Crowded,
+    /// Ranks on several hosts: a large message costs its bytes on the wire, so algorithms
+    /// that move each byte over each link once win (pipelines and rings).
+    Hosts,
+}
+
+impl Placement {
+    /// The placement of `comm`'s ranks ([`PointToPoint::spans_hosts`],
+    /// [`PointToPoint::oversubscribed`]).
+    pub fn of<C: PointToPoint + ?Sized>(comm: &C) -> Placement {
+        if comm.spans_hosts() {
+            Placement::Hosts
+        } else if comm.oversubscribed() {
+            Placement::Crowded
+        } else {
+            Placement::OneHost
+        }
+    }
+}
+
+/// The broadcast algorithm for `bytes` bytes on `size` ranks spread over hosts
+/// ([`bcast_on`] with [`Placement::Hosts`]).
 pub fn bcast(bytes: usize, size: usize) -> BcastAlgorithm {
-    BcastAlgorithm::from_env().unwrap_or(if bytes < 12 * 1024 || size < 8 {
-        BcastAlgorithm::Binomial
+    bcast_on(bytes, size, Placement::Hosts)
+}
+
+/// The broadcast algorithm for `bytes` bytes on `size` ranks placed as `placement` says.
+pub fn bcast_on(bytes: usize, size: usize, placement: Placement) -> BcastAlgorithm {
+    use BcastAlgorithm::*;
+    BcastAlgorithm::from_env().unwrap_or(match placement {
+        Placement::OneHost | Placement::Crowded => Binomial,
+        Placement::Hosts if bytes < 12 * 1024 => Binomial,
+        Placement::Hosts if pipeline_pays(bytes, size) => Pipeline,
+        Placement::Hosts if size < 8 => Binomial,
+        Placement::Hosts => ScatterAllgather,
+    })
+}
+
+/// Whether a chain of `size` ranks carrying `bytes` in [`segment_size`] pieces beats a
+/// binomial tree for one broadcast: the chain takes `pieces + size - 2` segment times, the
+/// tree `depth` whole-message times, so the chain wins once
+/// `pieces * (depth - 1) > size - 2` (from 3 segments on 4 ranks, 4 on 8, 7 on 16).
+fn pipeline_pays(bytes: usize, size: usize) -> bool {
+    let depth = (usize::BITS - size.saturating_sub(1).leading_zeros()) as usize;
+    let pieces = bytes.div_ceil(segment_size());
+    size >= 3 && pieces * depth.saturating_sub(1) > size - 2
+}
+
+/// The gather algorithm for blocks of `block` bytes on `size` ranks placed as `placement`
+/// says.
+pub fn gather_on(block: usize, size: usize, placement: Placement) -> GatherAlgorithm {
+    let _ = (block, size, placement);
+    GatherAlgorithm::from_env().unwrap_or(GatherAlgorithm::Linear)
+}
+
+/// The scatter algorithm for blocks of `block` bytes on `size` ranks placed as `placement`
+/// says.
+pub fn scatter_on(block: usize, size: usize, placement: Placement) -> ScatterAlgorithm {
+    let _ = size;
+    let tree = match placement {
+        Placement::OneHost | Placement::Crowded => 32 * 1024..512 * 1024,
+        Placement::Hosts => 0..64 * 1024,
+    };
+    ScatterAlgorithm::from_env().unwrap_or(if tree.contains(&block) {
+        ScatterAlgorithm::Binomial
     } else {
-        BcastAlgorithm::ScatterAllgather
+        ScatterAlgorithm::Linear
     })
 }
 
@@ -226,24 +397,47 @@ fn few(count: usize, bytes: usize, size: usize) -> bool {
     bytes <= 2048 || count < Fold::new(size).pof2
 }
 
-/// The reduce algorithm for `count` elements of `bytes` bytes in all on `size` ranks.
+/// The reduce algorithm for `count` elements of `bytes` bytes in all on `size` ranks spread
+/// over hosts ([`reduce_on`] with [`Placement::Hosts`]).
 pub fn reduce(count: usize, bytes: usize, size: usize) -> ReduceAlgorithm {
-    ReduceAlgorithm::from_env().unwrap_or(if few(count, bytes, size) {
-        ReduceAlgorithm::Binomial
-    } else {
-        ReduceAlgorithm::Rabenseifner
+    reduce_on(count, bytes, size, Placement::Hosts)
+}
+
+/// The reduce algorithm for `count` elements of `bytes` bytes in all on `size` ranks placed
+/// as `placement` says.
+pub fn reduce_on(count: usize, bytes: usize, size: usize, placement: Placement) -> ReduceAlgorithm {
+    use ReduceAlgorithm::*;
+    ReduceAlgorithm::from_env().unwrap_or(match placement {
+        Placement::OneHost | Placement::Crowded => Binomial,
+        Placement::Hosts if few(count, bytes, size) || bytes > 512 * 1024 => Binomial,
+        Placement::Hosts => Rabenseifner,
     })
 }
 
-/// The allreduce algorithm for `count` elements of `bytes` bytes in all on `size` ranks.
+/// The allreduce algorithm for `count` elements of `bytes` bytes in all on `size` ranks
+/// spread over hosts ([`allreduce_on`] with [`Placement::Hosts`]).
 pub fn allreduce(count: usize, bytes: usize, size: usize, commutative: bool) -> AllreduceAlgorithm {
+    allreduce_on(count, bytes, size, commutative, Placement::Hosts)
+}
+
+/// The allreduce algorithm for `count` elements of `bytes` bytes in all on `size` ranks
+/// placed as `placement` says.
+pub fn allreduce_on(
+    count: usize,
+    bytes: usize,
+    size: usize,
+    commutative: bool,
+    placement: Placement,
+) -> AllreduceAlgorithm {
     use AllreduceAlgorithm::*;
-    let auto = if few(count, bytes, size) {
-        RecursiveDoubling
-    } else if commutative && bytes >= 1 << 20 && !size.is_power_of_two() {
-        Ring
-    } else {
-        Rabenseifner
+    let auto = match placement {
+        _ if few(count, bytes, size) => RecursiveDoubling,
+        Placement::OneHost if bytes < 64 * 1024 => RecursiveDoubling,
+        Placement::OneHost => Rabenseifner,
+        Placement::Crowded if bytes < 8 * 1024 => RecursiveDoubling,
+        Placement::Crowded => ReduceBcast,
+        Placement::Hosts if commutative && bytes >= 256 * 1024 => Ring,
+        Placement::Hosts => Rabenseifner,
     };
     usable_allreduce(AllreduceAlgorithm::from_env().unwrap_or(auto), commutative)
 }
@@ -256,30 +450,52 @@ pub(crate) fn usable_allreduce(alg: AllreduceAlgorithm, commutative: bool) -> Al
     }
 }
 
-/// The allgather algorithm for `total` bytes gathered in all on `size` ranks.
+/// The allgather algorithm for `total` bytes gathered in all on `size` ranks spread over
+/// hosts ([`allgather_on`] with [`Placement::Hosts`]).
 pub fn allgather(total: usize, size: usize) -> AllgatherAlgorithm {
+    allgather_on(total, size, Placement::Hosts)
+}
+
+/// The allgather algorithm for `total` bytes gathered in all on `size` ranks placed as
+/// `placement` says.
+pub fn allgather_on(total: usize, size: usize, placement: Placement) -> AllgatherAlgorithm {
     usable_allgather(
-        AllgatherAlgorithm::from_env().unwrap_or(allgather_auto(total, size)),
+        AllgatherAlgorithm::from_env().unwrap_or(allgather_auto(total, size, placement)),
         size,
     )
 }
 
 /// The automatic allgather choice, ignoring the environment (the allgather phase of the
 /// scatter-allgather broadcast uses it, so only `PIRUN_BCAST_ALGORITHM` steers a bcast).
-pub(crate) fn allgather_auto(total: usize, size: usize) -> AllgatherAlgorithm {
+pub(crate) fn allgather_auto(
+    total: usize,
+    size: usize,
+    placement: Placement,
+) -> AllgatherAlgorithm {
     use AllgatherAlgorithm::*;
     let pow2 = size.is_power_of_two();
-    if total < 80 * 1024 {
-        if pow2 {
-            RecursiveDoubling
-        } else {
-            Bruck
-        }
-    } else if total < 512 * 1024 && pow2 {
-        RecursiveDoubling
-    } else {
-        Ring
+    let small = match placement {
+        Placement::OneHost | Placement::Crowded => 80 * 1024,
+        Placement::Hosts => 64 * 1024,
+    };
+    match placement {
+        _ if total < small && pow2 => RecursiveDoubling,
+        _ if total < small => Bruck,
+        Placement::OneHost | Placement::Crowded if total < 512 * 1024 && pow2 => RecursiveDoubling,
+        _ => Ring,
     }
+}
+
+/// The allgather the `scatter_allgather` broadcast of `bytes` bytes on `size` ranks spread
+/// over hosts runs after its scatter ([`bcast_allgather_on`] with [`Placement::Hosts`]).
+pub fn bcast_allgather(bytes: usize, size: usize) -> AllgatherAlgorithm {
+    bcast_allgather_on(bytes, size, Placement::Hosts)
+}
+
+/// The allgather the `scatter_allgather` broadcast of `bytes` bytes runs after its scatter
+/// (the automatic choice: `PIRUN_ALLGATHER_ALGORITHM` does not steer it).
+pub fn bcast_allgather_on(bytes: usize, size: usize, placement: Placement) -> AllgatherAlgorithm {
+    allgather_auto(bytes, size, placement)
 }
 
 /// `alg`, or the algorithm that replaces it on `size` ranks.
@@ -292,8 +508,16 @@ pub(crate) fn usable_allgather(alg: AllgatherAlgorithm, size: usize) -> Allgathe
     }
 }
 
-/// The alltoall algorithm for blocks of `block` bytes on `size` ranks.
+/// The alltoall algorithm for blocks of `block` bytes on `size` ranks spread over hosts
+/// ([`alltoall_on`] with [`Placement::Hosts`]).
 pub fn alltoall(block: usize, size: usize) -> AlltoallAlgorithm {
+    alltoall_on(block, size, Placement::Hosts)
+}
+
+/// The alltoall algorithm for blocks of `block` bytes on `size` ranks placed as
+/// `placement` says.
+pub fn alltoall_on(block: usize, size: usize, placement: Placement) -> AlltoallAlgorithm {
+    let _ = placement; // MPICH's cut-over held on both (see the table above)
     AlltoallAlgorithm::from_env().unwrap_or(if block <= 256 && size >= 8 {
         AlltoallAlgorithm::Bruck
     } else {
@@ -348,23 +572,31 @@ mod tests {
     }
 
     #[test]
-    fn mpich_cutovers() {
+    fn cutovers() {
         if std::env::vars().any(|(k, _)| k.starts_with("PIRUN_")) {
             return; // an override is in force; the automatic choice is not observable
         }
+        use Placement::*;
+        // Across hosts: MPICH's small-message choices, pipelines and rings for bulk.
         assert_eq!(bcast(100, 16), BcastAlgorithm::Binomial);
-        assert_eq!(bcast(1 << 20, 16), BcastAlgorithm::ScatterAllgather);
-        assert_eq!(bcast(1 << 20, 4), BcastAlgorithm::Binomial);
+        assert_eq!(bcast(64 << 10, 4), BcastAlgorithm::Binomial);
+        assert_eq!(bcast(96 << 10, 4), BcastAlgorithm::Pipeline);
+        assert_eq!(bcast(96 << 10, 8), BcastAlgorithm::ScatterAllgather);
+        assert_eq!(bcast(128 << 10, 8), BcastAlgorithm::Pipeline);
+        assert_eq!(bcast(1 << 20, 2), BcastAlgorithm::Binomial);
+        assert_eq!(reduce(4, 32, 4), ReduceAlgorithm::Binomial);
+        assert_eq!(reduce(1 << 13, 1 << 16, 4), ReduceAlgorithm::Rabenseifner);
+        assert_eq!(reduce(1 << 17, 1 << 20, 4), ReduceAlgorithm::Binomial);
         assert_eq!(
             allreduce(2, 16, 6, true),
             AllreduceAlgorithm::RecursiveDoubling
         );
         assert_eq!(
-            allreduce(1 << 16, 1 << 19, 6, true),
+            allreduce(1 << 13, 1 << 16, 6, true),
             AllreduceAlgorithm::Rabenseifner
         );
         assert_eq!(
-            allreduce(1 << 18, 1 << 21, 6, true),
+            allreduce(1 << 15, 1 << 18, 8, true),
             AllreduceAlgorithm::Ring
         );
         assert_eq!(
@@ -373,8 +605,35 @@ mod tests {
         );
         assert_eq!(allgather(1000, 8), AllgatherAlgorithm::RecursiveDoubling);
         assert_eq!(allgather(1000, 7), AllgatherAlgorithm::Bruck);
-        assert_eq!(allgather(1 << 20, 8), AllgatherAlgorithm::Ring);
+        assert_eq!(allgather(64 << 10, 8), AllgatherAlgorithm::Ring);
         assert_eq!(alltoall(8, 16), AlltoallAlgorithm::Bruck);
         assert_eq!(alltoall(8, 4), AlltoallAlgorithm::Pairwise);
+        assert_eq!(gather_on(1 << 20, 8, Hosts), GatherAlgorithm::Linear);
+        assert_eq!(scatter_on(8, 8, Hosts), ScatterAlgorithm::Binomial);
+        assert_eq!(scatter_on(1 << 20, 8, Hosts), ScatterAlgorithm::Linear);
+        // One host: trees and direct sends.
+        for p in [OneHost, Crowded] {
+            assert_eq!(bcast_on(1 << 20, 8, p), BcastAlgorithm::Binomial);
+            assert_eq!(reduce_on(1 << 17, 1 << 20, 8, p), ReduceAlgorithm::Binomial);
+            assert_eq!(gather_on(8, 8, p), GatherAlgorithm::Linear);
+            assert_eq!(scatter_on(64 << 10, 8, p), ScatterAlgorithm::Binomial);
+            assert_eq!(scatter_on(1 << 20, 8, p), ScatterAlgorithm::Linear);
+            assert_eq!(
+                allgather_on(256 << 10, 8, p),
+                AllgatherAlgorithm::RecursiveDoubling
+            );
+        }
+        assert_eq!(
+            allreduce_on(1 << 12, 1 << 15, 2, true, OneHost),
+            AllreduceAlgorithm::RecursiveDoubling
+        );
+        assert_eq!(
+            allreduce_on(1 << 17, 1 << 20, 2, true, OneHost),
+            AllreduceAlgorithm::Rabenseifner
+        );
+        assert_eq!(
+            allreduce_on(1 << 10, 1 << 13, 8, true, Crowded),
+            AllreduceAlgorithm::ReduceBcast
+        );
     }
 }

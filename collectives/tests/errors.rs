@@ -41,6 +41,27 @@ fn different_collectives_are_a_mismatch() {
 }
 
 #[test]
+fn rooted_calls_that_both_send_large_messages_fail_instead_of_deadlocking() {
+    // A bcast's root and a reduce's leaf both start by sending to the other; above the
+    // rendezvous size neither send can finish until the other side receives (guarded
+    // from 512 KiB).
+    with_timeout(30, || {
+        for n in [1 << 16, 1 << 19] {
+            let e = fails(2, |c| {
+                let mut buf = vec![1u64; n];
+                if c.rank() == 0 {
+                    c.bcast(0, &mut buf)
+                } else {
+                    c.reduce(0, &buf, Sum).map(drop)
+                }
+            });
+            assert!(!e.contains("waited more than"), "{n} elements: {e}");
+            assert!(e.contains("rank 0") && e.contains("rank 1"), "{e}");
+        }
+    });
+}
+
+#[test]
 fn different_algorithms_are_a_mismatch() {
     with_timeout(30, || {
         let e = fails(2, |c| {
@@ -123,6 +144,15 @@ fn invalid_roots_and_missing_root_data() {
         );
         let e = fails(2, |c| c.scatter::<u8>(1, None, 1));
         assert!(e.contains("rank 1: scatter: the root must pass"), "{e}");
+        // A root whose receive buffer is missing or too short still takes part, so the
+        // other ranks finish, and then reports the error.
+        let e = fails(3, |c| c.gather_into(1, &[1u64; 2], None));
+        assert!(
+            e.contains("rank 1: gather: the root must pass a receive buffer"),
+            "{e}"
+        );
+        let e = fails(3, |c| c.gather_into(0, &[1u64; 600], Some(&mut [0; 10])));
+        assert!(e.contains("gather") && e.contains("receive buffer"), "{e}");
         let e = fails(2, |c| c.reduce_into(0, &[1u8], None, Sum));
         assert!(
             e.contains("rank 0: reduce: the root must pass a receive buffer"),

@@ -47,9 +47,16 @@ fn reduce_every_algorithm() {
                     algorithms::reduce(c, root, &mut s, Sum, alg)?;
                     let mut a = affine_data(c.rank(), len);
                     algorithms::reduce(c, root, &mut a, affine(), alg)?;
-                    Ok((s, a))
+                    // Separate buffers: the root's output starts poisoned, the input stays.
+                    let input = affine_data(c.rank(), len);
+                    let mut into = vec![[7, 7]; len];
+                    let recv = (c.rank() == root).then_some(&mut into[..]);
+                    algorithms::reduce_into(c, root, &input, recv, affine(), alg)?;
+                    assert_eq!(input, affine_data(c.rank(), len));
+                    Ok((s, a, into))
                 });
-                let (s, a) = &out[root];
+                let (s, a, into) = &out[root];
+                assert_eq!(a, into, "{alg:?} reduce_into {p} ranks len {len}");
                 assert_eq!(
                     *s,
                     reference(p, |r| data(r, len), &Sum),
@@ -65,6 +72,10 @@ fn reduce_every_algorithm() {
     });
 }
 
+fn bits(f: &[f64]) -> Vec<u64> {
+    f.iter().map(|x| x.to_bits()).collect()
+}
+
 #[test]
 fn allreduce_every_algorithm() {
     with_timeout(120, || {
@@ -78,12 +89,21 @@ fn allreduce_every_algorithm() {
                     let mut f: Vec<f64> = (0..len)
                         .map(|i| 1.0 / (1.0 + (c.rank() * 31 + i) as f64))
                         .collect();
+                    let input = f.clone();
                     algorithms::allreduce(c, &mut f, Sum, alg)?;
+                    // Separate buffers give the very same bits, and leave the input alone.
+                    let mut into = vec![f64::NAN; len];
+                    algorithms::allreduce_into(c, &input, &mut into, Sum, alg)?;
+                    assert_eq!(bits(&into), bits(&f), "{alg:?} allreduce_into");
+                    let ainput = affine_data(c.rank(), len);
+                    let mut ainto = vec![[7, 7]; len];
+                    algorithms::allreduce_into(c, &ainput, &mut ainto, affine(), alg)?;
+                    assert_eq!(ainto, a, "{alg:?} allreduce_into affine");
+                    assert_eq!(ainput, affine_data(c.rank(), len));
                     Ok((s, a, f))
                 });
                 let sum = reference(p, |r| data(r, len), &Sum);
                 let aff = reference(p, |r| affine_data(r, len), &affine());
-                let bits = |f: &[f64]| f.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
                 for (s, a, f) in &out {
                     assert_eq!(*s, sum, "{alg:?} sum {p} ranks len {len}");
                     assert_eq!(*a, aff, "{alg:?} affine {p} ranks len {len}");

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::*;
 use pirun_collectives::algorithms;
-use pirun_collectives::select::BcastAlgorithm;
+use pirun_collectives::select::{BcastAlgorithm, GatherAlgorithm, ScatterAlgorithm};
 use pirun_collectives::{Collectives, PointToPoint};
 
 #[test]
@@ -146,6 +146,54 @@ fn gatherv_gather_and_values() {
                 assert_eq!(s, Some(strs));
             }
         });
+    });
+}
+
+#[test]
+fn gather_and_scatter_every_algorithm() {
+    with_timeout(120, || {
+        for (&g, &s) in GatherAlgorithm::ALL.iter().zip(ScatterAlgorithm::ALL) {
+            matrix(|p, len, seed| {
+                let root = root_for(p, seed);
+                let all: Vec<u64> = (0..p).flat_map(|a| data(a, len)).collect();
+                let out = run(g.name(), p, seed, |c| {
+                    let r = c.rank();
+                    let mut gathered = vec![7; len * p];
+                    let recv = (r == root).then_some(&mut gathered[..]);
+                    algorithms::gather_into(c, root, &data(r, len), recv, g)?;
+                    let mut mine = vec![7; len];
+                    let send = (r == root).then_some(&all[..]);
+                    algorithms::scatter_into(c, root, send, &mut mine, s)?;
+                    Ok((gathered, mine))
+                });
+                assert_eq!(out[root].0, all, "{g:?} gather {p} ranks len {len}");
+                for (r, (_, mine)) in out.into_iter().enumerate() {
+                    assert_eq!(mine, data(r, len), "{s:?} scatter {p} ranks len {len}");
+                }
+            });
+        }
+    });
+}
+
+#[test]
+fn large_gather_and_scatter_every_algorithm() {
+    with_timeout(120, || {
+        for (&g, &s) in GatherAlgorithm::ALL.iter().zip(ScatterAlgorithm::ALL) {
+            for p in [3, 8] {
+                let n = BIG / p;
+                let all: Vec<u64> = (0..p).flat_map(|a| data(a, n)).collect();
+                let out = run(g.name(), p, 5, |c| {
+                    let r = c.rank();
+                    let mut gathered = vec![0; n * p];
+                    let recv = (r == 1).then_some(&mut gathered[..]);
+                    algorithms::gather_into(c, 1, &data(r, n), recv, g)?;
+                    let mut mine = vec![0; n];
+                    algorithms::scatter_into(c, 1, (r == 1).then_some(&all[..]), &mut mine, s)?;
+                    Ok((r != 1 || gathered == all) && mine == data(r, n))
+                });
+                assert!(out.iter().all(|&ok| ok), "{g:?} / {s:?} {p} ranks");
+            }
+        }
     });
 }
 

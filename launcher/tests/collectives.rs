@@ -18,10 +18,10 @@ use std::time::{Duration, Instant};
 use common::{assert_ok, scenario_with, stderr};
 use pirun::op::{Max, Min, Sum, UserOp};
 use pirun::select::{
-    AllgatherAlgorithm, AllreduceAlgorithm, AlltoallAlgorithm, BcastAlgorithm, ReduceAlgorithm,
-    ReduceScatterAlgorithm,
+    AllgatherAlgorithm, AllreduceAlgorithm, AlltoallAlgorithm, BcastAlgorithm, GatherAlgorithm,
+    Placement, ReduceAlgorithm, ReduceScatterAlgorithm, ScatterAlgorithm,
 };
-use pirun::{CollectiveError, Collectives, Communicator, Error};
+use pirun::{CollectiveError, Collectives, Communicator, Error, PointToPoint};
 
 // ---------------------------------------------------------------------------------------
 // Deterministic contributions and sequential references
@@ -558,6 +558,7 @@ fn value_ops(w: &Communicator) -> pirun::Result<()> {
 
 /// The whole suite, on whatever size the job has.
 fn every_collective(w: &Communicator) -> pirun::Result<()> {
+    placement_follows_the_launch_contract(w);
     let t = Instant::now();
     for (k, &n) in COUNTS.iter().enumerate() {
         every_op(w, n, k)?;
@@ -571,6 +572,21 @@ fn every_collective(w: &Communicator) -> pirun::Result<()> {
         eprintln!("size {}: all collectives ok in {:?}", w.size(), t.elapsed());
     }
     Ok(())
+}
+
+/// The selection's view of a job on this host: one host, crowded when the launcher put
+/// more ranks here than it saw cores.
+fn placement_follows_the_launch_contract(w: &Communicator) {
+    let env = |v: &str| -> usize { std::env::var(v).unwrap().parse().unwrap() };
+    let crowded = env("PIRUN_LOCAL_SIZE") > env("PIRUN_HOST_CORES");
+    assert!(!w.spans_hosts());
+    assert_eq!(w.oversubscribed(), crowded);
+    let want = if crowded {
+        Placement::Crowded
+    } else {
+        Placement::OneHost
+    };
+    assert_eq!(Placement::of(w), want);
 }
 
 /// pirun's own bound on every job of this file: a hang fails in seconds, not at the
@@ -626,7 +642,7 @@ fn combo(k: usize) -> Vec<String> {
         format!(
             "{}={}",
             ReduceAlgorithm::ENV,
-            ["binomial", "rabenseifner"][k % 2]
+            ["binomial", "rabenseifner", "linear"][k % 3]
         ),
         format!(
             "{}={}",
@@ -647,6 +663,12 @@ fn combo(k: usize) -> Vec<String> {
             "{}={}",
             ReduceScatterAlgorithm::ENV,
             ["ring", "reduce_then_scatter"][k % 2]
+        ),
+        format!("{}={}", GatherAlgorithm::ENV, ["binomial", "linear"][k % 2]),
+        format!(
+            "{}={}",
+            ScatterAlgorithm::ENV,
+            ["linear", "binomial"][k % 2]
         ),
     ];
     if bcast == "pipeline" {
@@ -678,7 +700,9 @@ fn the_combinations_cover_every_algorithm() {
         AllreduceAlgorithm,
         AllgatherAlgorithm,
         AlltoallAlgorithm,
-        ReduceScatterAlgorithm
+        ReduceScatterAlgorithm,
+        GatherAlgorithm,
+        ScatterAlgorithm
     );
 }
 
@@ -711,6 +735,19 @@ fn with_forced_algorithms(w: &Communicator) -> pirun::Result<()> {
     assert_eq!(
         pirun::select::reduce_scatter(1 << 20, true),
         ReduceScatterAlgorithm::from_name(&forced(ReduceScatterAlgorithm::ENV)).unwrap()
+    );
+    let here = Placement::of(w);
+    assert_eq!(
+        pirun::select::gather_on(1 << 20, p, here),
+        GatherAlgorithm::from_name(&forced(GatherAlgorithm::ENV)).unwrap()
+    );
+    assert_eq!(
+        pirun::select::scatter_on(1 << 20, p, here),
+        ScatterAlgorithm::from_name(&forced(ScatterAlgorithm::ENV)).unwrap()
+    );
+    assert_eq!(
+        pirun::select::reduce_on(1 << 17, 1 << 20, p, here),
+        ReduceAlgorithm::from_name(&forced(ReduceAlgorithm::ENV)).unwrap()
     );
     if let Ok(seg) = std::env::var("PIRUN_SEGMENT_SIZE") {
         assert_eq!(pirun::select::segment_size().to_string(), seg);

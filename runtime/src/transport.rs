@@ -43,6 +43,18 @@ impl PointToPoint for Communicator {
         Communicator::size(self)
     }
 
+    /// From the hosts the launch contract names for every rank (`PIRUN_HOST` of each,
+    /// exchanged at the fence).
+    fn spans_hosts(&self) -> bool {
+        let me = self.host_of(self.rank());
+        (0..self.size()).any(|r| self.host_of(r) != me)
+    }
+
+    /// From `PIRUN_LOCAL_SIZE` and `PIRUN_HOST_CORES` of the launch contract.
+    fn oversubscribed(&self) -> bool {
+        crate::bootstrap::host_oversubscribed()
+    }
+
     fn send_bytes(&self, dest: usize, tag: Tag, data: &[u8]) -> Result<()> {
         self.send_parts(dest, tag, &[data])
     }
