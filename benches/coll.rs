@@ -1,5 +1,5 @@
-//! OSU-style latency of the collective operations, reusable by the `collbench` binary and
-//! by a future `pirun bench` command.
+//! OSU-style latency of the collective operations, used by the `collbench` binary and by
+//! `pirun bench` (through [`crate::suite`]).
 //!
 //! For each operation and size: `warmup` untimed calls, then `iters` timed calls in
 //! batches of `batch` back-to-back calls (IMB style; `--batch 1` is OSU's one call per
@@ -20,9 +20,11 @@
 //!
 //! The barrier takes no size: it is measured once per run and reported as `size=0`.
 //!
-//! After the timed loop one more untimed call runs with the output buffers poisoned and
-//! every rank checks the result (a Sum of f64 for the reductions, a byte pattern naming
-//! sender, block and offset for the others); a wrong answer gives no figure.
+//! The first warm-up call runs with the output buffers poisoned and every rank checks its
+//! result (a Sum of f64 for the reductions, a byte pattern naming sender, block and offset
+//! for the others); a wrong answer gives no figure. (It always runs, even with
+//! `--warmup 0`; at 16 MiB on a slow network it saves a whole call over checking after
+//! the timed loop.)
 //!
 //! Sizes are bytes per rank: the broadcast message, the reduction vector (`size / 8` f64,
 //! at least one), each rank's block of gather/scatter/allgather, and each rank's block
@@ -33,6 +35,7 @@ use std::fmt;
 use std::time::Instant;
 
 use pirun::op::Sum;
+use pirun::select::Placement;
 use pirun::{Collectives, Communicator};
 
 /// A measured collective operation.
@@ -90,14 +93,18 @@ pub struct Config {
     /// Timed iterations for sizes up to 8 KiB; `None`: [`DEFAULT_ITERS`]. Larger sizes run
     /// proportionally fewer (see [`Config::iters_for`]).
     pub iters: Option<usize>,
-    /// Untimed iterations per size; `None`: a tenth of the timed ones, at least 2.
+    /// Untimed iterations per size; `None`: a tenth of the timed ones, at least 2. The
+    /// first, checked call runs in any case.
     pub warmup: Option<usize>,
     /// Seconds per operation, shared equally among the sizes: a size stops warming up
-    /// after half its share and stops timing after its share (at least
-    /// [`MIN_ITERS`] timed iterations).
+    /// after half its share and stops timing after its share (at least `min_iters`
+    /// timed iterations).
     pub time_limit: f64,
     /// Calls timed back to back between two separators; `None`: [`Config::batch_for`].
     pub batch: Option<usize>,
+    /// Timed iterations a size runs even when its time share is used up (`collbench`:
+    /// [`MIN_ITERS`]; `pirun bench`: 1, so the time limit holds on slow networks).
+    pub min_iters: usize,
 }
 
 /// Timed iterations for small sizes when `--iters` is not given.
@@ -116,6 +123,7 @@ impl Default for Config {
             warmup: None,
             time_limit: DEFAULT_TIME_LIMIT,
             batch: None,
+            min_iters: MIN_ITERS,
         }
     }
 }
@@ -363,11 +371,11 @@ const SEP_TAG: pirun::Tag = 0x5e9;
 /// Element-wise maximum of `v` over all ranks, on every rank: a dissemination exchange
 /// over point-to-point messages (`ceil(log2 n)` rounds; the maximum is idempotent, so
 /// hearing from a rank twice does no harm).
-pub fn separator(world: &Communicator, mut v: [f64; 2]) -> pirun::Result<[f64; 2]> {
+pub fn separator<const N: usize>(world: &Communicator, mut v: [f64; N]) -> pirun::Result<[f64; N]> {
     let (rank, n) = (world.rank(), world.size());
     let mut dist = 1;
     while dist < n {
-        let mut got = [0.0f64; 2];
+        let mut got = [0.0f64; N];
         world.sendrecv_into(
             (rank + dist) % n,
             SEP_TAG,
@@ -376,22 +384,56 @@ pub fn separator(world: &Communicator, mut v: [f64; 2]) -> pirun::Result<[f64; 2
             SEP_TAG,
             &mut got,
         )?;
-        v = [v[0].max(got[0]), v[1].max(got[1])];
+        for (x, y) in v.iter_mut().zip(got) {
+            *x = x.max(y);
+        }
         dist *= 2;
     }
     Ok(v)
 }
 
-/// Measures `op` at `size` bytes per rank; collective: every rank calls it with the same
-/// arguments.
+/// Measures `op` at `size` bytes per rank within [`Config::slot_secs`]; collective: every
+/// rank calls it with the same arguments.
 pub fn measure(world: &Communicator, cfg: &Config, op: Op, size: usize) -> pirun::Result<Outcome> {
+    Ok(measure_within(world, cfg, op, size, cfg.slot_secs())?.0)
+}
+
+/// [`measure`] with an explicit time share of `slot` seconds. Also returns the seconds
+/// the measurement took (the slowest rank's, so the same value on every rank: callers
+/// may share out a time budget with it and still agree).
+pub fn measure_within(
+    world: &Communicator,
+    cfg: &Config,
+    op: Op,
+    size: usize,
+    slot: f64,
+) -> pirun::Result<(Outcome, f64)> {
     let (rank, n) = (world.rank(), world.size());
     let mut b = Bufs::new(op, size, rank, n);
-    let (iters, warmup, slot) = (cfg.iters_for(size), cfg.warmup_for(size), cfg.slot_secs());
+    let (iters, warmup) = (cfg.iters_for(size), cfg.warmup_for(size));
     separator(world, [0.0; 2])?;
     let start = Instant::now();
-    let mut fastest = f64::INFINITY; // the warm-up's fastest call (slowest rank's time)
-    for _ in 0..warmup {
+    // The first warm-up call is the check: outputs poisoned before, verified after.
+    b.poison(op, rank);
+    let t = Instant::now();
+    b.call(world, op)?;
+    let first = t.elapsed().as_secs_f64();
+    let bad = if b.check(op, size, rank, n) {
+        0.0
+    } else {
+        (rank + 1) as f64
+    };
+    let [worst, mut fastest, mut spent] =
+        separator(world, [bad, first, start.elapsed().as_secs_f64()])?;
+    if worst != 0.0 {
+        let what = format!("wrong result on rank {}", worst as usize - 1);
+        return Ok((Err(what), spent));
+    }
+    // The rest of the warm-up; `fastest` is its fastest call (the slowest rank's time).
+    for _ in 1..warmup {
+        if spent > slot / 2.0 {
+            break; // the same decision on every rank: the maximum is the same everywhere
+        }
         let t = Instant::now();
         b.call(world, op)?;
         let max = separator(
@@ -399,13 +441,11 @@ pub fn measure(world: &Communicator, cfg: &Config, op: Op, size: usize) -> pirun
             [t.elapsed().as_secs_f64(), start.elapsed().as_secs_f64()],
         )?;
         fastest = fastest.min(max[0]);
-        if max[1] > slot / 2.0 {
-            break; // the same decision on every rank: the maximum is the same everywhere
-        }
+        spent = max[1];
     }
     // A batch takes at most a tenth of the time share (when calls collapse to ms).
     let mut batch = cfg.batch_for(size);
-    if fastest.is_finite() && fastest > 0.0 {
+    if fastest > 0.0 {
         batch = batch.min((slot / 10.0 / fastest) as usize).max(1);
     }
     let mut times = Vec::with_capacity(iters.div_ceil(batch));
@@ -421,26 +461,15 @@ pub fn measure(world: &Communicator, cfg: &Config, op: Op, size: usize) -> pirun
         let max = separator(world, [dt, start.elapsed().as_secs_f64()])?;
         times.push(max[0] * 1e6);
         done += k;
-        if max[1] > slot && done >= MIN_ITERS.min(iters) {
+        spent = max[1];
+        if spent > slot && done >= cfg.min_iters.min(iters) {
             break;
         }
-    }
-    // The check: one more call with poisoned outputs.
-    b.poison(op, rank);
-    b.call(world, op)?;
-    let bad = if b.check(op, size, rank, n) {
-        0.0
-    } else {
-        (rank + 1) as f64
-    };
-    let worst = separator(world, [bad, 0.0])?[0];
-    if worst != 0.0 {
-        return Ok(Err(format!("wrong result on rank {}", worst as usize - 1)));
     }
     let (min, max) = times.iter().fold((f64::INFINITY, 0.0f64), |(lo, hi), &x| {
         (lo.min(x), hi.max(x))
     });
-    Ok(Ok(Record {
+    let record = Record {
         op,
         size,
         ranks: n,
@@ -448,7 +477,51 @@ pub fn measure(world: &Communicator, cfg: &Config, op: Op, size: usize) -> pirun
         median_us: median(&mut times),
         min_us: min,
         max_us: max,
-    }))
+    };
+    Ok((Ok(record), spent))
+}
+
+/// Bytes of buffers the busiest rank (the root, for rooted operations) holds for one call
+/// of `op` at `size` bytes per rank on `n` ranks: what it sends and what it receives.
+pub fn buffer_bytes(op: Op, size: usize, n: usize) -> usize {
+    match op {
+        Op::Barrier => 0,
+        Op::Bcast => size,
+        Op::Reduce | Op::Allreduce => 2 * payload_bytes(op, size),
+        Op::Gather | Op::Scatter | Op::Allgather => size.saturating_mul(n + 1),
+        Op::Alltoall => size.saturating_mul(2 * n),
+    }
+}
+
+/// Bytes each rank contributes to one call of `op` at `size`: the message of bcast, the
+/// reduction vector (whole `f64`s, at least one), each rank's block of gather, scatter and
+/// allgather, the block per destination of alltoall; 0 for the barrier.
+pub fn payload_bytes(op: Op, size: usize) -> usize {
+    match op {
+        Op::Barrier => 0,
+        Op::Reduce | Op::Allreduce => 8 * (size / 8).max(1),
+        _ => size,
+    }
+}
+
+/// The name of the algorithm pirun runs for one call of `op` at `size` bytes per rank on
+/// `n` ranks placed as `placement` says, as [`pirun::select`] chooses it in this process
+/// (so the `PIRUN_<OP>_ALGORITHM` overrides in its environment count). It mirrors the
+/// arguments each collective passes to its `select::*_on` function.
+pub fn algorithm(op: Op, size: usize, n: usize, placement: Placement) -> &'static str {
+    use pirun::select;
+    let bytes = payload_bytes(op, size);
+    match op {
+        Op::Barrier => select::BARRIER_ALGORITHM,
+        Op::Bcast => select::bcast_on(bytes, n, placement).name(),
+        // The Sum of f64 the benchmark reduces is commutative.
+        Op::Reduce => select::reduce_on(bytes / 8, bytes, n, placement).name(),
+        Op::Allreduce => select::allreduce_on(bytes / 8, bytes, n, true, placement).name(),
+        Op::Gather => select::gather_on(bytes, n, placement).name(),
+        Op::Scatter => select::scatter_on(bytes, n, placement).name(),
+        Op::Allgather => select::allgather_on(bytes * n, n, placement).name(),
+        Op::Alltoall => select::alltoall_on(bytes, n, placement).name(),
+    }
 }
 
 /// Measures every (operation, size) of `cfg` in order, handing each outcome to `report`
@@ -472,4 +545,22 @@ pub fn run(
         }
     }
     Ok(failed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payload_and_buffer_sizes() {
+        assert_eq!(payload_bytes(Op::Reduce, 1), 8, "at least one f64");
+        assert_eq!(payload_bytes(Op::Allreduce, 1023), 1016, "whole f64s");
+        assert_eq!(payload_bytes(Op::Barrier, 64), 0);
+        assert_eq!(payload_bytes(Op::Alltoall, 64), 64);
+        // A 16 MiB alltoall on 16 ranks: 256 MiB out and 256 MiB in per rank.
+        assert_eq!(buffer_bytes(Op::Alltoall, 16 << 20, 16), 512 << 20);
+        assert_eq!(buffer_bytes(Op::Gather, 1 << 20, 4), 5 << 20, "the root's");
+        assert_eq!(buffer_bytes(Op::Allreduce, 1 << 20, 4), 2 << 20);
+        assert_eq!(buffer_bytes(Op::Alltoall, usize::MAX / 2, 4), usize::MAX);
+    }
 }

@@ -185,7 +185,7 @@ pub struct Cli {
 
 /// Options that take their value as the next argument; [`normalize_args`] must skip
 /// those values to find where PROGRAM starts.
-const VALUE_OPTIONS: &[&str] = &[
+pub(crate) const VALUE_OPTIONS: &[&str] = &[
     "-n",
     "--np",
     "-x",
@@ -302,6 +302,32 @@ pub fn normalize_args(args: impl IntoIterator<Item = OsString>) -> Vec<OsString>
         }
     }
     out
+}
+
+/// The word that turns `pirun` into the benchmark tool when it stands where PROGRAM
+/// would ([`crate::bench`]); a program of that name is run as `./bench` or by its path.
+pub const BENCH_WORD: &str = "bench";
+
+/// Where `bench` stands in `args` (the first is pirun's name) if it is the first word
+/// that is neither an option nor an option's value, before any `--`: `pirun bench ...`
+/// and `pirun -n 4 bench ...` are the benchmark, `pirun -- bench` runs a program.
+pub fn bench_position(args: &[OsString]) -> Option<usize> {
+    let mut skip_value = false;
+    for (i, arg) in args.iter().enumerate().skip(1) {
+        if std::mem::take(&mut skip_value) {
+            continue;
+        }
+        let s = arg.to_str()?;
+        if s == "--" || s == "-" {
+            return None;
+        }
+        if s.starts_with('-') {
+            skip_value = s == "-np" || VALUE_OPTIONS.contains(&s);
+            continue;
+        }
+        return (s == BENCH_WORD).then_some(i);
+    }
+    None
 }
 
 /// Splits a `-x` argument into a name and an optional value.
@@ -448,6 +474,30 @@ mod tests {
         );
         assert!(Cli::try_from_args(["pirun", "--timeout", "soon", "p"]).is_err());
         assert!(Cli::try_from_args(["pirun", "--grace", "-1", "p"]).is_err());
+    }
+
+    #[test]
+    fn bench_is_found_only_where_the_program_would_be() {
+        let at = |a: &[&str]| {
+            let args: Vec<OsString> = std::iter::once("pirun")
+                .chain(a.iter().copied())
+                .map(OsString::from)
+                .collect();
+            bench_position(&args)
+        };
+        assert_eq!(at(&["bench"]), Some(1));
+        assert_eq!(at(&["bench", "-n", "4", "allreduce"]), Some(1));
+        assert_eq!(at(&["-n", "4", "--oversubscribe", "bench"]), Some(4));
+        assert_eq!(at(&["-np", "2", "bench"]), Some(3));
+        assert_eq!(
+            at(&["--host", "bench", "./prog"]),
+            None,
+            "a host named bench"
+        );
+        assert_eq!(at(&["-x", "A=1", "./bench"]), None);
+        assert_eq!(at(&["--", "bench"]), None);
+        assert_eq!(at(&["prog", "bench"]), None);
+        assert_eq!(at(&[]), None);
     }
 
     #[test]

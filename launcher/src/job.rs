@@ -39,7 +39,7 @@ use crate::alloc::{Allocation, Placement};
 use crate::cli::Cli;
 use crate::error::{exit_code, LaunchError};
 use crate::host::{Host, HostEvent, HostLaunch, HostToken, LocalHost, OutputMode};
-use crate::output::{report, Terminal};
+use crate::output::{report, OutputSink, Terminal};
 use crate::poller::{Poller, READ};
 use crate::remote::{self, Agent, HostError, Preload, RemoteHost};
 use crate::signals::{self, Signals};
@@ -53,6 +53,12 @@ const REMOTE_DRAIN_LIMIT: Duration = Duration::from_secs(3);
 
 /// Runs the job the command line describes; returns pirun's exit code.
 pub fn run(cli: &Cli) -> Result<i32, LaunchError> {
+    run_with_sink(cli, Box::new(Terminal::new(cli.tag_output)))
+}
+
+/// [`run`] with the ranks' output going to `sink` (`pirun bench` reads rank 0's report
+/// lines out of it) instead of pirun's stdout and stderr.
+pub fn run_with_sink(cli: &Cli, sink: Box<dyn OutputSink>) -> Result<i32, LaunchError> {
     let signals = Signals::install()
         .map_err(|e| LaunchError::system("cannot set up signal handling (signalfd)", e))?;
     let started = Instant::now();
@@ -226,7 +232,7 @@ pub fn run(cli: &Cli) -> Result<i32, LaunchError> {
         stdin_host: host_index[stdin_host],
         signals,
         hosts,
-        sink: Terminal::new(cli.tag_output),
+        sink,
         ready: vec![None; size as usize],
         ready_count: 0,
         panics: vec![None; size as usize],
@@ -346,7 +352,7 @@ struct Job {
     stdin_host: usize,
     signals: Signals,
     hosts: Vec<Box<dyn Host>>,
-    sink: Terminal,
+    sink: Box<dyn OutputSink>,
     ready: Vec<Option<SocketAddr>>,
     ready_count: usize,
     panics: Vec<Option<(String, String)>>,
@@ -409,7 +415,7 @@ impl Job {
                     Token::Stdin => self.on_stdin(&mut stdin_buf),
                     Token::Host(i, t) => {
                         let mut host_events = Vec::new();
-                        self.hosts[i].handle(t, revents, &mut self.sink, &mut host_events);
+                        self.hosts[i].handle(t, revents, &mut *self.sink, &mut host_events);
                         events.extend(host_events.into_iter().map(|e| (i, e)));
                     }
                 }
@@ -417,7 +423,7 @@ impl Job {
             self.on_events(&mut events);
         }
         for h in &mut self.hosts {
-            h.close_output(&mut self.sink);
+            h.close_output(&mut *self.sink);
         }
         for h in &mut self.hosts {
             h.reap_all();
@@ -515,7 +521,7 @@ impl Job {
             if sig == libc::SIGCHLD {
                 for (i, h) in self.hosts.iter_mut().enumerate() {
                     let mut host_events = Vec::new();
-                    h.reap(&mut self.sink, &mut host_events);
+                    h.reap(&mut *self.sink, &mut host_events);
                     events.extend(host_events.into_iter().map(|e| (i, e)));
                 }
             } else if self.ending.is_none() {

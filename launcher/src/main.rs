@@ -10,10 +10,12 @@
 //! [`iface`] (which address ranks bind across hosts), [`output`] (line forwarding),
 //! [`guard`] (kills the ranks' groups if pirun is killed), [`signals`] (signalfd, signal
 //! names), [`poller`] (`poll(2)`), [`error`] (launch errors and exit codes),
-//! [`array`](mod@array) (`pirun --array`: job arrays over the same hosts and proxies).
+//! [`array`](mod@array) (`pirun --array`: job arrays over the same hosts and proxies),
+//! [`bench`](mod@bench) (`pirun bench`: the benchmark tool, ranks included).
 
 mod alloc;
 mod array;
+mod bench;
 mod cli;
 mod control;
 mod elf;
@@ -34,6 +36,13 @@ use std::os::fd::RawFd;
 
 fn main() {
     ensure_std_fds();
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args.get(1).is_some_and(|a| a == bench::rank::RANK_FLAG) {
+        std::process::exit(bench::rank::main(&args[2..]));
+    }
+    if let Some(at) = cli::bench_position(&args) {
+        std::process::exit(bench::main(&args, at));
+    }
     let cli = cli::Cli::from_env();
     if cli.proxy {
         std::process::exit(proxy::main());
