@@ -38,6 +38,8 @@ use pirun::op::Sum;
 use pirun::select::Placement;
 use pirun::{Collectives, Communicator};
 
+use crate::timing::{timed_loop, Plan};
+
 /// A measured collective operation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Op {
@@ -231,17 +233,6 @@ impl fmt::Display for Record {
 /// every rank).
 pub type Outcome = Result<Record, String>;
 
-/// Median (mean of the two middle values for an even count, like the C twin), sorts `v`.
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        0.5 * (v[n / 2 - 1] + v[n / 2])
-    }
-}
-
 /// Byte `k` of block `j` sent by rank `r`.
 fn pat(r: usize, j: usize, k: usize) -> u8 {
     (r.wrapping_mul(31) ^ j.wrapping_mul(7)).wrapping_add(k) as u8
@@ -423,62 +414,38 @@ pub fn measure_within(
     } else {
         (rank + 1) as f64
     };
-    let [worst, mut fastest, mut spent] =
-        separator(world, [bad, first, start.elapsed().as_secs_f64()])?;
+    let [worst, fastest, spent] = separator(world, [bad, first, start.elapsed().as_secs_f64()])?;
     if worst != 0.0 {
         let what = format!("wrong result on rank {}", worst as usize - 1);
         return Ok((Err(what), spent));
     }
-    // The rest of the warm-up; `fastest` is its fastest call (the slowest rank's time).
-    for _ in 1..warmup {
-        if spent > slot / 2.0 {
-            break; // the same decision on every rank: the maximum is the same everywhere
-        }
-        let t = Instant::now();
-        b.call(world, op)?;
-        let max = separator(
-            world,
-            [t.elapsed().as_secs_f64(), start.elapsed().as_secs_f64()],
-        )?;
-        fastest = fastest.min(max[0]);
-        spent = max[1];
-    }
-    // A batch takes at most a tenth of the time share (when calls collapse to ms).
-    let mut batch = cfg.batch_for(size);
-    if fastest > 0.0 {
-        batch = batch.min((slot / 10.0 / fastest) as usize).max(1);
-    }
-    let mut times = Vec::with_capacity(iters.div_ceil(batch));
-    let mut done = 0;
-    while done < iters {
-        let k = batch.min(iters - done);
-        let t = Instant::now();
-        for _ in 0..k {
-            b.call(world, op)?;
-        }
-        let dt = t.elapsed().as_secs_f64() / k as f64;
-        // Outside the timed region: the slowest rank's time, and one clock for all.
-        let max = separator(world, [dt, start.elapsed().as_secs_f64()])?;
-        times.push(max[0] * 1e6);
-        done += k;
-        spent = max[1];
-        if spent > slot && done >= cfg.min_iters.min(iters) {
-            break;
-        }
-    }
-    let (min, max) = times.iter().fold((f64::INFINITY, 0.0f64), |(lo, hi), &x| {
-        (lo.min(x), hi.max(x))
-    });
+    // The rest of the warm-up and the timed batches, each closed by the separator.
+    let plan = Plan {
+        warmup,
+        iters,
+        batch: cfg.batch_for(size),
+        min_iters: cfg.min_iters,
+        slot,
+        per_unit: 1.0,
+    };
+    let t = timed_loop(
+        &plan,
+        start,
+        fastest,
+        spent,
+        || b.call(world, op),
+        |v| separator(world, v),
+    )?;
     let record = Record {
         op,
         size,
         ranks: n,
-        iters: done,
-        median_us: median(&mut times),
-        min_us: min,
-        max_us: max,
+        iters: t.iters,
+        median_us: t.median_us,
+        min_us: t.min_us,
+        max_us: t.max_us,
     };
-    Ok((Ok(record), spent))
+    Ok((Ok(record), t.spent))
 }
 
 /// Bytes of buffers the busiest rank (the root, for rooted operations) holds for one call

@@ -6,7 +6,8 @@
 //! - [`plan`], [`suite`], [`line`](mod@line): what `pirun bench` measures, running it on the ranks
 //!   within a time budget, and the lines rank 0 reports to the launcher;
 //! - [`model`]: the Hockney fit of the ping-pong and the predictions of each algorithm;
-//! - [`sizes`]: byte counts on command lines and in output.
+//! - [`sizes`]: byte counts on command lines and in output;
+//! - [`timing`]: the warm-up and timed-batch loop the measurements share.
 
 pub mod coll;
 pub mod line;
@@ -15,3 +16,4 @@ pub mod p2p;
 pub mod plan;
 pub mod sizes;
 pub mod suite;
+pub mod timing;

@@ -19,6 +19,7 @@ use std::time::Instant;
 use pirun::{Communicator, Tag};
 
 use crate::coll::{separator, Config};
+use crate::timing::{timed_loop, Plan};
 
 /// Tag of the ping-pong messages.
 const PING_TAG: Tag = 0x5ea;
@@ -49,17 +50,6 @@ pub fn partner(world: &Communicator) -> Option<usize> {
 /// Byte `k` of the ping message.
 fn pat(k: usize) -> u8 {
     (k.wrapping_mul(131) >> 3) as u8 ^ 0x5a
-}
-
-/// Median of `v` (sorts it; mean of the two middle values for an even count).
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        0.5 * (v[n / 2 - 1] + v[n / 2])
-    }
 }
 
 /// One round trip between rank 0 (`send` out, echo into `recv`) and `peer`.
@@ -124,53 +114,32 @@ pub fn measure_within(
         if rank == 0 && recv != send {
             bad = 1.0;
         }
-        let [mut fastest, mut spent] = swap_max(
+        let [fastest, spent] = swap_max(
             world,
             peer,
             [t.elapsed().as_secs_f64(), start.elapsed().as_secs_f64()],
         )?;
-        for _ in 1..warmup {
-            if spent > slot / 2.0 {
-                break;
-            }
-            let t = Instant::now();
-            round_trip(world, peer, &send, &mut recv)?;
-            let max = swap_max(
-                world,
-                peer,
-                [t.elapsed().as_secs_f64(), start.elapsed().as_secs_f64()],
-            )?;
-            fastest = fastest.min(max[0]);
-            spent = max[1];
-        }
-        let mut batch = cfg.batch_for(size);
-        if fastest > 0.0 {
-            batch = batch.min((slot / 10.0 / fastest) as usize).max(1);
-        }
-        let mut times = Vec::with_capacity(iters.div_ceil(batch));
-        let mut done = 0;
-        while done < iters {
-            let k = batch.min(iters - done);
-            let t = Instant::now();
-            for _ in 0..k {
-                round_trip(world, peer, &send, &mut recv)?;
-            }
-            let one_way = t.elapsed().as_secs_f64() / k as f64 / 2.0;
-            let max = swap_max(world, peer, [one_way, start.elapsed().as_secs_f64()])?;
-            times.push(max[0] * 1e6);
-            done += k;
-            if max[1] > slot && done >= cfg.min_iters.min(iters) {
-                break;
-            }
-        }
-        let (min, max) = times.iter().fold((f64::INFINITY, 0.0f64), |(lo, hi), &x| {
-            (lo.min(x), hi.max(x))
-        });
+        let plan = Plan {
+            warmup,
+            iters,
+            batch: cfg.batch_for(size),
+            min_iters: cfg.min_iters,
+            slot,
+            per_unit: 2.0, // a round trip, reported one way
+        };
+        let t = timed_loop(
+            &plan,
+            start,
+            fastest,
+            spent,
+            || round_trip(world, peer, &send, &mut recv),
+            |v| swap_max(world, peer, v),
+        )?;
         result = Some(OneWay {
-            iters: done,
-            median_us: median(&mut times),
-            min_us: min,
-            max_us: max,
+            iters: t.iters,
+            median_us: t.median_us,
+            min_us: t.min_us,
+            max_us: t.max_us,
         });
     }
     let [bad, spent] = separator(world, [bad, start.elapsed().as_secs_f64()])?;
@@ -193,12 +162,6 @@ pub fn measure_within(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn median_of_odd_and_even_counts() {
-        assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
-        assert_eq!(median(&mut [4.0, 1.0, 3.0, 2.0]), 2.5);
-    }
 
     #[test]
     fn the_pattern_is_not_constant() {
