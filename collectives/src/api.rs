@@ -7,7 +7,7 @@ use crate::WithCounts;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::error::{check_len, check_root};
+use crate::error::{check_len, check_root, CollectiveError};
 use crate::op::Op;
 use crate::wire::OpCode;
 use crate::{
@@ -666,6 +666,73 @@ pub trait Collectives: PointToPoint {
         reduce::reduce_scatter_block(self, buf, &op, None)
     }
 
+    /// Reduces `send` element-wise and gives rank `i` its block of `counts[i]` elements,
+    /// the blocks following each other in rank order (`MPI_Reduce_scatter`: blocks of
+    /// different sizes; [`Collectives::reduce_scatter_block`] is faster for equal ones).
+    /// Every rank passes the same `counts`, one per rank, adding up to `send.len()`.
+    /// A reduce to rank 0 followed by a scatterv: the combination order is the reduce's
+    /// (rank order for a non-commutative operation), and the block sizes need not divide
+    /// evenly.
+    ///
+    /// ```
+    /// use pirun_collectives::{local, Collectives, PointToPoint};
+    /// use pirun_collectives::op::Sum;
+    /// let out = local::run(2, |comm| Ok(comm.reduce_scatter(&[1u32, 2, 3], &[1, 2], Sum)?)).unwrap();
+    /// assert_eq!(out, vec![vec![2], vec![4, 6]]);
+    /// ```
+    fn reduce_scatter<T: Pod, O: Op<T>>(
+        &self,
+        send: &[T],
+        counts: &[usize],
+        op: O,
+    ) -> Result<Vec<T>, Self::Error> {
+        check_counts(self.rank(), self.size(), send.len(), counts)?;
+        let reduced = self.reduce(0, send, op)?;
+        let mine = self.scatterv(0, reduced.as_deref().map(|r| (r, counts)))?;
+        // Counts that differ between ranks show here: rank 0's decided the blocks.
+        check_len(
+            "reduce_scatter",
+            self.rank(),
+            "the block rank 0 sent (counts differ between ranks?)",
+            counts[self.rank()],
+            mine.len(),
+        )?;
+        Ok(mine)
+    }
+
+    /// [`Collectives::reduce_scatter`] into `recv`, whose length must be
+    /// `counts[rank]`.
+    ///
+    /// ```
+    /// use pirun_collectives::{local, Collectives, PointToPoint};
+    /// use pirun_collectives::op::Max;
+    /// let out = local::run(3, |comm| {
+    ///     let mut mine = vec![0u8; [2, 0, 1][comm.rank()]];
+    ///     comm.reduce_scatter_into(&[comm.rank() as u8; 3], &[2, 0, 1], &mut mine, Max)?;
+    ///     Ok(mine)
+    /// })
+    /// .unwrap();
+    /// assert_eq!(out, vec![vec![2, 2], vec![], vec![2]]);
+    /// ```
+    fn reduce_scatter_into<T: Pod, O: Op<T>>(
+        &self,
+        send: &[T],
+        counts: &[usize],
+        recv: &mut [T],
+        op: O,
+    ) -> Result<(), Self::Error> {
+        check_counts(self.rank(), self.size(), send.len(), counts)?;
+        check_len(
+            "reduce_scatter",
+            self.rank(),
+            "the receive buffer",
+            counts[self.rank()],
+            recv.len(),
+        )?;
+        let reduced = self.reduce(0, send, op)?;
+        self.scatterv_into(0, reduced.as_deref().map(|r| (r, counts)), recv)
+    }
+
     /// Inclusive prefix reduction (`MPI_Scan`): rank `r` gets `x0 ∘ x1 ∘ … ∘ xr`.
     ///
     /// ```
@@ -733,3 +800,35 @@ pub trait Collectives: PointToPoint {
 }
 
 impl<C: PointToPoint + ?Sized> Collectives for C {}
+
+/// The counts of a variable-count reduce-scatter: one per rank, adding up to the send
+/// buffer's length.
+fn check_counts(
+    rank: usize,
+    size: usize,
+    send_len: usize,
+    counts: &[usize],
+) -> Result<(), CollectiveError> {
+    check_len(
+        "reduce_scatter",
+        rank,
+        "counts (one per rank)",
+        size,
+        counts.len(),
+    )?;
+    let total = counts.iter().try_fold(0usize, |a, &c| a.checked_add(c));
+    match total {
+        Some(total) => check_len(
+            "reduce_scatter",
+            rank,
+            "the send buffer (the sum of counts)",
+            total,
+            send_len,
+        ),
+        None => Err(CollectiveError::arg(
+            "reduce_scatter",
+            rank,
+            "the counts add up to more than memory can hold".to_string(),
+        )),
+    }
+}

@@ -215,6 +215,63 @@ fn reduce_scatter_block_every_algorithm() {
 }
 
 #[test]
+fn reduce_scatter_with_counts() {
+    with_timeout(120, || {
+        matrix(|p, len, seed| {
+            // Uneven blocks, some empty: rank r gets (r + seed) % 3 * len / 2 elements.
+            let counts: Vec<usize> = (0..p).map(|r| (r + seed as usize) % 3 * len / 2).collect();
+            let total: usize = counts.iter().sum();
+            let out = run("reduce_scatter", p, seed, |c| {
+                let s = c.reduce_scatter(&data(c.rank(), total), &counts, Sum)?;
+                let mut a = vec![[7, 7]; counts[c.rank()]];
+                c.reduce_scatter_into(&affine_data(c.rank(), total), &counts, &mut a, affine())?;
+                Ok((s, a))
+            });
+            let sum = reference(p, |r| data(r, total), &Sum);
+            let aff = reference(p, |r| affine_data(r, total), &affine());
+            let mut at = 0;
+            for (r, (s, a)) in out.into_iter().enumerate() {
+                let block = at..at + counts[r];
+                assert_eq!(s, sum[block.clone()], "{p} ranks counts {counts:?}");
+                assert_eq!(a, aff[block], "affine {p} ranks counts {counts:?}");
+                at += counts[r];
+            }
+        });
+    });
+}
+
+#[test]
+fn reduce_scatter_counts_that_do_not_fit_are_errors() {
+    with_timeout(30, || {
+        let out = run("reduce_scatter", 3, 1, |c| {
+            let short = c.reduce_scatter(&[1u32, 2, 3], &[1, 1], Sum).unwrap_err();
+            let sum = c
+                .reduce_scatter(&[1u32, 2, 3], &[1, 1, 2], Sum)
+                .unwrap_err();
+            let mut wrong = [0u32; 2];
+            let recv = c
+                .reduce_scatter_into(&[1u32, 2, 3], &[1, 1, 1], &mut wrong, Sum)
+                .unwrap_err();
+            Ok([short, sum, recv].map(|e| e.to_string()))
+        });
+        for (r, [short, sum, recv]) in out.into_iter().enumerate() {
+            assert!(
+                short.contains("counts (one per rank) has 2 elements, expected 3"),
+                "{short}"
+            );
+            assert!(
+                sum.contains("the send buffer (the sum of counts) has 3 elements, expected 4"),
+                "{sum}"
+            );
+            assert!(
+                recv.contains(&format!("rank {r}")) && recv.contains("receive buffer"),
+                "{recv}"
+            );
+        }
+    });
+}
+
+#[test]
 fn scan_and_exscan() {
     with_timeout(60, || {
         matrix(|p, len, seed| {

@@ -395,6 +395,32 @@ fn every_op(w: &Communicator, n: usize, k: usize) -> pirun::Result<()> {
         &w.reduce_scatter_block(&asend, affop())?,
         &awant,
     );
+
+    // reduce_scatter with uneven counts (some empty): Sum and the non-commutative op.
+    let counts: Vec<usize> = (0..p).map(|q| vlen(q, n)).collect();
+    let total: usize = counts.iter().sum();
+    let start: usize = counts[..r].iter().sum();
+    let send = vals(salt + 10, r, total);
+    let want = wsum(counts[r], 0..p, |q, i| val(salt + 10, q, start + i));
+    check(
+        at("reduce_scatter Sum"),
+        &w.reduce_scatter(&send, &counts, Sum)?,
+        &want,
+    );
+    let mut into = vec![ID; counts[r]];
+    w.reduce_scatter_into(&affs(salt + 11, r, total), &counts, &mut into, affop())?;
+    let awant = fold(
+        counts[r],
+        0..p,
+        ID,
+        |q, i| aff(salt + 11, q, start + i),
+        compose,
+    );
+    check(
+        at("reduce_scatter_into non-commutative UserOp"),
+        &into,
+        &awant,
+    );
     Ok(())
 }
 
