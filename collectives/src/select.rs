@@ -26,7 +26,7 @@
 //! | `PIRUN_BCAST_ALGORITHM` | `binomial`, `scatter_allgather`, `pipeline` | `binomial` | `binomial` below 12 KiB; `pipeline` once the message has more segments than `(p - 2) / (log2 p - 1)` (p ≥ 3: 3 on 4 ranks, 4 on 8, 7 on 16); else `binomial` below 8 ranks, `scatter_allgather` from 8 |
 //! | `PIRUN_REDUCE_ALGORITHM` | `binomial`, `rabenseifner`, `linear` | `binomial` | `binomial` up to 2 KiB (or fewer elements than the power of two below `p`) and above 512 KiB, else `rabenseifner` |
 //! | `PIRUN_ALLREDUCE_ALGORITHM` | `recursive_doubling`, `rabenseifner`, `ring`, `reduce_bcast` | below 64 KiB `recursive_doubling`, else `rabenseifner`; crowded: below 8 KiB `recursive_doubling`, else `reduce_bcast` | up to 2 KiB (or few elements) `recursive_doubling`; from 256 KiB `ring` (commutative ops); else `rabenseifner` |
-//! | `PIRUN_GATHER_ALGORITHM` (gather only) | `binomial`, `linear` | `linear` | `linear` |
+//! | `PIRUN_GATHER_ALGORITHM` (gather only) | `binomial`, `linear` | `binomial` for blocks of 32 to 512 KiB, else `linear` | `linear` |
 //! | `PIRUN_SCATTER_ALGORITHM` (scatter only) | `binomial`, `linear` | `binomial` for blocks of 32 to 512 KiB, else `linear` | `binomial` below 64 KiB blocks, else `linear` |
 //! | `PIRUN_ALLGATHER_ALGORITHM` (also allgatherv) | `recursive_doubling`, `bruck`, `ring` | below 80 KiB in total: `recursive_doubling` on powers of two, else `bruck`; below 512 KiB: `recursive_doubling` on powers of two; else `ring` | below 64 KiB in total: `recursive_doubling` on powers of two, else `bruck`; else `ring` |
 //! | `PIRUN_ALLTOALL_ALGORITHM` (also alltoallv) | `pairwise`, `bruck` | `bruck` for blocks up to 256 bytes on 8 ranks or more (alltoall only), else `pairwise` | the same |
@@ -63,10 +63,13 @@
 //!   `reduce_bcast` from 8 KiB (64 KiB: 130 vs 205 `rabenseifner` at 4 ranks, 997 vs 1027
 //!   at 8; 256 KiB at 8 ranks: 2712 vs 4318), `recursive_doubling` below (8 B at 4 ranks:
 //!   25 vs 37).
-//! - gather: `linear` beat `binomial` at 4 ranks at every size (1 KiB: 4.9 vs 8.3 µs,
-//!   64 KiB: 62 vs 113, 1 MiB: 684 vs 1147) and at 8 ranks for small and 1 MiB blocks
-//!   (1 KiB: 13 vs 38; 1 MiB: 1950 vs 3101); a tree only adds hops and copies, the root
-//!   receives every block either way.
+//! - gather: `linear` beat `binomial` for small and 1 MiB blocks (4 ranks, 1 KiB: 4.9 vs
+//!   8.3 µs, 1 MiB: 684 vs 1147; 8 ranks, 1 KiB: 13 vs 38, 1 MiB: 1950 vs 3101): the root
+//!   receives every block either way and a tree only adds hops and copies. For
+//!   rendezvous-sized blocks the tree wins, as for scatter: a later quiet run (load ~2,
+//!   three alternations of collbench) gave 64 KiB on 4 ranks 51–80 vs 100–138 µs, 256 KiB
+//!   188–292 vs 323–339, and on 8 ranks 195–335 vs 323–327 and 726–830 vs 862–933 (an
+//!   earlier run at load 5–11 had measured 62 vs 113 the other way at 64 KiB).
 //! - scatter: `linear` won for small blocks at 4 ranks (8 KiB: 17 vs 28 µs) and for 1 MiB
 //!   blocks at 8 ranks (2030 vs 5783), `binomial` for 64 KiB blocks (rendezvous sized:
 //!   the linear root waits for each receiver in turn; 4 ranks: 70 vs 78 and 93 vs 258).
@@ -374,8 +377,16 @@ fn pipeline_pays(bytes: usize, size: usize) -> bool {
 /// The gather algorithm for blocks of `block` bytes on `size` ranks placed as `placement`
 /// says.
 pub fn gather_on(block: usize, size: usize, placement: Placement) -> GatherAlgorithm {
-    let _ = (block, size, placement);
-    GatherAlgorithm::from_env().unwrap_or(GatherAlgorithm::Linear)
+    let _ = size;
+    let tree = match placement {
+        Placement::OneHost | Placement::Crowded => 32 * 1024..512 * 1024,
+        Placement::Hosts => 0..0,
+    };
+    GatherAlgorithm::from_env().unwrap_or(if tree.contains(&block) {
+        GatherAlgorithm::Binomial
+    } else {
+        GatherAlgorithm::Linear
+    })
 }
 
 /// The scatter algorithm for blocks of `block` bytes on `size` ranks placed as `placement`
@@ -616,6 +627,8 @@ mod tests {
             assert_eq!(bcast_on(1 << 20, 8, p), BcastAlgorithm::Binomial);
             assert_eq!(reduce_on(1 << 17, 1 << 20, 8, p), ReduceAlgorithm::Binomial);
             assert_eq!(gather_on(8, 8, p), GatherAlgorithm::Linear);
+            assert_eq!(gather_on(64 << 10, 8, p), GatherAlgorithm::Binomial);
+            assert_eq!(gather_on(1 << 20, 8, p), GatherAlgorithm::Linear);
             assert_eq!(scatter_on(64 << 10, 8, p), ScatterAlgorithm::Binomial);
             assert_eq!(scatter_on(1 << 20, 8, p), ScatterAlgorithm::Linear);
             assert_eq!(
