@@ -378,11 +378,7 @@ fn pipeline_pays(bytes: usize, size: usize) -> bool {
 /// says.
 pub fn gather_on(block: usize, size: usize, placement: Placement) -> GatherAlgorithm {
     let _ = size;
-    let tree = match placement {
-        Placement::OneHost | Placement::Crowded => 32 * 1024..512 * 1024,
-        Placement::Hosts => 0..0,
-    };
-    GatherAlgorithm::from_env().unwrap_or(if tree.contains(&block) {
+    GatherAlgorithm::from_env().unwrap_or(if tree_for(block, placement, 0..0) {
         GatherAlgorithm::Binomial
     } else {
         GatherAlgorithm::Linear
@@ -393,15 +389,21 @@ pub fn gather_on(block: usize, size: usize, placement: Placement) -> GatherAlgor
 /// says.
 pub fn scatter_on(block: usize, size: usize, placement: Placement) -> ScatterAlgorithm {
     let _ = size;
-    let tree = match placement {
-        Placement::OneHost | Placement::Crowded => 32 * 1024..512 * 1024,
-        Placement::Hosts => 0..64 * 1024,
-    };
-    ScatterAlgorithm::from_env().unwrap_or(if tree.contains(&block) {
+    ScatterAlgorithm::from_env().unwrap_or(if tree_for(block, placement, 0..64 * 1024) {
         ScatterAlgorithm::Binomial
     } else {
         ScatterAlgorithm::Linear
     })
+}
+
+/// Whether a rooted gather or scatter of `block`-byte blocks goes through a binomial tree:
+/// on one host for rendezvous-sized blocks of 32 to 512 KiB (a linear root would wait for
+/// each peer's clear-to-send in turn), across hosts for blocks in `across_hosts`.
+fn tree_for(block: usize, placement: Placement, across_hosts: std::ops::Range<usize>) -> bool {
+    match placement {
+        Placement::OneHost | Placement::Crowded => (32 * 1024..512 * 1024).contains(&block),
+        Placement::Hosts => across_hosts.contains(&block),
+    }
 }
 
 fn few(count: usize, bytes: usize, size: usize) -> bool {
