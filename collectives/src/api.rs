@@ -168,6 +168,27 @@ pub trait Collectives: PointToPoint {
         value::gather_value(self, root, value)
     }
 
+    /// Scatters the root's serde values, one per rank in rank order (the root passes
+    /// `size` of them, the others `None`); returns this rank's value. Values may differ in
+    /// size, e.g. one work list per rank.
+    ///
+    /// ```
+    /// use pirun_collectives::{local, Collectives, PointToPoint};
+    /// let out = local::run(3, |comm| {
+    ///     let work = vec![vec![1u64], vec![], vec![2, 3]];
+    ///     Ok(comm.scatter_value(0, (comm.rank() == 0).then_some(&work[..]))?)
+    /// })
+    /// .unwrap();
+    /// assert_eq!(out, vec![vec![1], vec![], vec![2, 3]]);
+    /// ```
+    fn scatter_value<T: Serialize + DeserializeOwned>(
+        &self,
+        root: usize,
+        values: Option<&[T]>,
+    ) -> Result<T, Self::Error> {
+        value::scatter_value(self, root, values)
+    }
+
     /// Scatters equal blocks of `count` elements of the root's `send` (`size * count`
     /// elements; other ranks pass `None`); returns this rank's block (`MPI_Scatter`).
     ///

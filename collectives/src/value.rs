@@ -1,5 +1,5 @@
-//! Collectives of serde values, encoded with postcard: broadcast, gather and allgather of
-//! arbitrary `Serialize + DeserializeOwned` types. Decode failures name the rank whose
+//! Collectives of serde values, encoded with postcard: broadcast, gather, scatter and
+//! allgather of arbitrary `Serialize + DeserializeOwned` types. Decode failures name the rank whose
 //! value could not be decoded.
 
 use serde::de::DeserializeOwned;
@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::error::check_root;
 use crate::wire::{Ctx, Header, OpCode};
-use crate::{allgather, bcast, gather, CollectiveError, PointToPoint};
+use crate::{allgather, bcast, gather, scatter, CollectiveError, PointToPoint};
 
 fn encode<T: Serialize>(rank: usize, value: &T) -> Result<Vec<u8>, CollectiveError> {
     postcard::to_allocvec(value).map_err(|e| CollectiveError::Encode {
@@ -74,6 +74,40 @@ pub(crate) fn gather_value<C: PointToPoint + ?Sized, T: Serialize + DeserializeO
         Some((data, counts)) => Ok(Some(decode_all(r, &data, &counts)?)),
         None => Ok(None),
     }
+}
+
+/// Scatters the root's values, one per rank in rank order (a scatterv of their encodings).
+pub(crate) fn scatter_value<C: PointToPoint + ?Sized, T: Serialize + DeserializeOwned>(
+    comm: &C,
+    root: usize,
+    values: Option<&[T]>,
+) -> Result<T, C::Error> {
+    let (r, p) = (comm.rank(), comm.size());
+    check_root(root, p)?;
+    let data = if r == root {
+        let values = values.ok_or_else(|| {
+            CollectiveError::arg("scatter_value", r, "the root must pass the values")
+        })?;
+        if values.len() != p {
+            return Err(CollectiveError::arg(
+                "scatter_value",
+                r,
+                format!("the root passed {} values for {p} ranks", values.len()),
+            )
+            .into());
+        }
+        let mut data = Vec::new();
+        let mut counts = Vec::with_capacity(p);
+        for v in values {
+            let one = encode(r, v)?;
+            counts.push(one.len());
+            data.extend_from_slice(&one);
+        }
+        scatter::scatterv(comm, root, Some((&data[..], &counts[..])))?
+    } else {
+        scatter::scatterv::<C, u8>(comm, root, None)?
+    };
+    Ok(decode(r, root, &data)?)
 }
 
 /// Gathers every rank's value on every rank, in rank order.

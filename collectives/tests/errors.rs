@@ -122,6 +122,13 @@ fn counts_that_disagree() {
             e.contains("scatterv") && e.contains("add up to 2") && e.contains("3 elements"),
             "{e}"
         );
+        let e = fails(1, |c| c.scatter_value(0, Some(&[1u16, 2][..])));
+        assert!(
+            e.contains("scatter_value") && e.contains("2 values for 1 ranks"),
+            "{e}"
+        );
+        let e = fails(1, |c| c.scatter_value::<u8>(0, None));
+        assert!(e.contains("the root must pass the values"), "{e}");
         let e = fails(2, |c| c.allgatherv_into(&[1u8], &mut [0; 3], &[1, 2]));
         assert!(e.contains("allgatherv") && e.contains("rank 1"), "{e}");
         let e = fails(3, |c| c.alltoall(&[1u8; 4]));

@@ -125,6 +125,9 @@ fn gatherv_gather_and_values() {
                 let mut into = vec![0; len * p];
                 c.gather_into(root, &data(r, len), (r == root).then_some(&mut into[..]))?;
                 let s = c.gather_value(root, &format!("{r}:{}", count(r)))?;
+                let work: Vec<Vec<u64>> = (0..p).map(|a| data(a, count(a))).collect();
+                let sv = c.scatter_value(root, (r == root).then_some(&work[..]))?;
+                assert_eq!(sv, data(r, count(r)), "scatter_value {p} ranks len {len}");
                 Ok((v, g, into, s))
             });
             for (r, (v, g, into, s)) in out.into_iter().enumerate() {

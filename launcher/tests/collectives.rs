@@ -549,7 +549,8 @@ fn is_prime(k: u64) -> bool {
     k >= 2 && (2..).take_while(|d| d * d <= k).all(|d| k % d != 0)
 }
 
-/// bcast_value, gather_value, allgather_value, and the primes program's gatherv.
+/// bcast_value, gather_value, scatter_value, allgather_value, and the primes program's
+/// gatherv.
 fn value_ops(w: &Communicator) -> pirun::Result<()> {
     let (p, r) = (w.size(), w.rank());
     let root = p - 1;
@@ -567,6 +568,9 @@ fn value_ops(w: &Communicator) -> pirun::Result<()> {
             .collect();
         assert_eq!(all, want, "rank {r}/{p}: gather_value");
     }
+    let work: Vec<_> = (0..p).map(|q| (q, "y".repeat(q * 50))).collect();
+    let got = w.scatter_value(root, (r == root).then_some(&work[..]))?;
+    assert_eq!(got, (r, "y".repeat(r * 50)), "rank {r}/{p}: scatter_value");
     let all = w.allgather_value(&Some(r).filter(|r| r % 2 == 0))?;
     let want: Vec<_> = (0..p).map(|q| Some(q).filter(|q| q % 2 == 0)).collect();
     assert_eq!(all, want, "rank {r}/{p}: allgather_value");
