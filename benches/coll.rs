@@ -193,6 +193,19 @@ impl Config {
         self.warmup.unwrap_or((self.iters_for(size) / 10).max(2))
     }
 
+    /// The timed loop of `size` bytes within `slot` seconds; `per_unit` calls make one
+    /// reported unit (2 for a round trip reported one way).
+    pub fn plan(&self, size: usize, slot: f64, per_unit: f64) -> Plan {
+        Plan {
+            warmup: self.warmup_for(size),
+            iters: self.iters_for(size),
+            batch: self.batch_for(size),
+            min_iters: self.min_iters,
+            slot,
+            per_unit,
+        }
+    }
+
     /// Seconds one (operation, size) may take.
     pub fn slot_secs(&self) -> f64 {
         self.time_limit / self.sizes.len().max(1) as f64
@@ -401,7 +414,6 @@ pub fn measure_within(
 ) -> pirun::Result<(Outcome, f64)> {
     let (rank, n) = (world.rank(), world.size());
     let mut b = Bufs::new(op, size, rank, n);
-    let (iters, warmup) = (cfg.iters_for(size), cfg.warmup_for(size));
     separator(world, [0.0; 2])?;
     let start = Instant::now();
     // The first warm-up call is the check: outputs poisoned before, verified after.
@@ -420,16 +432,8 @@ pub fn measure_within(
         return Ok((Err(what), spent));
     }
     // The rest of the warm-up and the timed batches, each closed by the separator.
-    let plan = Plan {
-        warmup,
-        iters,
-        batch: cfg.batch_for(size),
-        min_iters: cfg.min_iters,
-        slot,
-        per_unit: 1.0,
-    };
     let t = timed_loop(
-        &plan,
+        &cfg.plan(size, slot, 1.0),
         start,
         fastest,
         spent,

@@ -19,7 +19,7 @@ use std::time::Instant;
 use pirun::{Communicator, Tag};
 
 use crate::coll::{separator, Config};
-use crate::timing::{timed_loop, Plan};
+use crate::timing::timed_loop;
 
 /// Tag of the ping-pong messages.
 const PING_TAG: Tag = 0x5ea;
@@ -107,8 +107,7 @@ pub fn measure_within(
     if let Some(peer) = peer {
         let send: Vec<u8> = (0..size).map(pat).collect();
         let mut recv = vec![0xEEu8; size]; // poisoned for the check
-        let (iters, warmup) = (cfg.iters_for(size), cfg.warmup_for(size));
-        // The first warm-up round trip is the check.
+                                           // The first warm-up round trip is the check.
         let t = Instant::now();
         round_trip(world, peer, &send, &mut recv)?;
         if rank == 0 && recv != send {
@@ -119,16 +118,8 @@ pub fn measure_within(
             peer,
             [t.elapsed().as_secs_f64(), start.elapsed().as_secs_f64()],
         )?;
-        let plan = Plan {
-            warmup,
-            iters,
-            batch: cfg.batch_for(size),
-            min_iters: cfg.min_iters,
-            slot,
-            per_unit: 2.0, // a round trip, reported one way
-        };
         let t = timed_loop(
-            &plan,
+            &cfg.plan(size, slot, 2.0), // a round trip, reported one way
             start,
             fastest,
             spent,

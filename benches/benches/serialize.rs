@@ -12,7 +12,7 @@
 //!   `postcard::from_bytes` (private `decode`) of the value → benches `postcard_encode`,
 //!   `postcard_decode`;
 //! - every send and receive also computes the type signature, FNV-1a of
-//!   `std::any::type_name::<T>()` (private `datatype::signature`, replicated here) →
+//!   `std::any::type_name::<T>()` (`pirun::type_signature`, the runtime's own function) →
 //!   group `type_signature` (the name is hidden from the optimiser, so this is an upper
 //!   bound: in the runtime the name is a constant and the hash may fold away).
 //!
@@ -74,16 +74,6 @@ fn particles(n: usize) -> Vec<Particle> {
         .collect()
 }
 
-/// FNV-1a of a type name, as `runtime/src/datatype.rs` computes a message's signature.
-fn signature(name: &str) -> u32 {
-    let mut h: u32 = 0x811c_9dc5;
-    for b in name.bytes() {
-        h ^= b as u32;
-        h = h.wrapping_mul(0x0100_0193);
-    }
-    h.max(1)
-}
-
 /// The four paths for one element type, at every size.
 fn paths<T>(c: &mut Criterion, ty: &str, make: fn(usize) -> Vec<T>)
 where
@@ -130,7 +120,7 @@ fn type_signature(c: &mut Criterion) {
         std::any::type_name::<Particle>(),
     ] {
         g.bench_function(BenchmarkId::from_parameter(name), |b| {
-            b.iter(|| signature(black_box(name)))
+            b.iter(|| pirun::type_signature(black_box(name)))
         });
     }
     g.finish();

@@ -9,7 +9,8 @@
 //! control channel), [`program`] and [`elf`] (finding the executable, checking its CPU),
 //! [`iface`] (which address ranks bind across hosts), [`output`] (line forwarding),
 //! [`guard`] (kills the ranks' groups if pirun is killed), [`signals`] (signalfd, signal
-//! names), [`poller`] (`poll(2)`), [`error`] (launch errors and exit codes),
+//! names), [`poller`] (`poll(2)`), [`terminal_bar`] (the progress bar of arrays and
+//! bench), [`error`] (launch errors and exit codes),
 //! [`array`](mod@array) (`pirun --array`: job arrays over the same hosts and proxies),
 //! [`bench`](mod@bench) (`pirun bench`: the benchmark tool, ranks included).
 
@@ -30,6 +31,7 @@ mod program;
 mod proxy;
 mod remote;
 mod signals;
+mod terminal_bar;
 mod wire;
 
 use std::os::fd::RawFd;

@@ -146,26 +146,18 @@ impl RawParts {
 
     /// The parts of a message to send; `None` if there are more than [`RawParts::MAX`].
     pub fn from_slices(parts: &[&[u8]]) -> Option<RawParts> {
-        if parts.len() > Self::MAX {
-            return None;
-        }
-        let mut p = RawParts {
-            ptr: [std::ptr::null_mut(); Self::MAX],
-            len: [0; Self::MAX],
-            n: 0,
-        };
-        for s in parts {
-            p.ptr[p.n] = s.as_ptr().cast_mut();
-            p.len[p.n] = s.len();
-            p.n += 1;
-        }
-        Some(p)
+        Self::collect(parts.iter().map(|s| (s.as_ptr().cast_mut(), s.len())))
     }
 
     /// The parts of a buffer to receive into; `None` if there are more than
     /// [`RawParts::MAX`].
     pub fn from_mut_slices(parts: &mut [&mut [u8]]) -> Option<RawParts> {
-        // No intermediate Vec: this runs once per blocking receive.
+        Self::collect(parts.iter_mut().map(|s| (s.as_mut_ptr(), s.len())))
+    }
+
+    /// Stores `(pointer, length)` pairs in place: no intermediate `Vec`, as this runs
+    /// once per blocking send and receive.
+    fn collect(parts: impl ExactSizeIterator<Item = (*mut u8, usize)>) -> Option<RawParts> {
         if parts.len() > Self::MAX {
             return None;
         }
@@ -174,9 +166,9 @@ impl RawParts {
             len: [0; Self::MAX],
             n: 0,
         };
-        for s in parts.iter_mut() {
-            p.ptr[p.n] = s.as_mut_ptr();
-            p.len[p.n] = s.len();
+        for (ptr, len) in parts {
+            p.ptr[p.n] = ptr;
+            p.len[p.n] = len;
             p.n += 1;
         }
         Some(p)

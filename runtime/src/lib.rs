@@ -45,6 +45,8 @@ mod wait;
 
 pub use bootstrap::init;
 pub use comm::{Communicator, Source, Status, Tag, TagFilter, ANY_SOURCE, ANY_TAG};
+#[doc(hidden)]
+pub use datatype::signature as type_signature;
 pub use error::{Error, Result};
 pub use nonblocking::{wait_all, wait_any, Request};
 pub use partition::partition;

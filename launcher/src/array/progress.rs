@@ -5,10 +5,9 @@
 //! ten times a second. Whatever pirun writes while it is shown goes through
 //! [`Progress::suspend`], so output lines and the display never mix.
 
-use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use crate::terminal_bar::TerminalBar;
 
 /// How often the display is refreshed when nothing else happens (elapsed time, ETA).
 pub const REFRESH: Duration = Duration::from_secs(1);
@@ -16,7 +15,7 @@ pub const REFRESH: Duration = Duration::from_secs(1);
 /// The display (absent when stderr is not a terminal).
 #[derive(Debug)]
 pub struct Progress {
-    bar: Option<ProgressBar>,
+    bar: TerminalBar,
     /// Finished, running, failed, rate: what the display shows now.
     shown: (u64, usize, u64, u64),
     started: Instant,
@@ -25,23 +24,18 @@ pub struct Progress {
 impl Progress {
     /// A display for `total` tasks (`None`: unknown), shown only if stderr is a terminal.
     pub fn new(total: Option<u64>) -> Self {
-        let bar = std::io::stderr().is_terminal().then(|| {
-            let (bar, template) = match total {
-                Some(n) => (
-                    ProgressBar::with_draw_target(Some(n), ProgressDrawTarget::stderr_with_hz(10)),
-                    "{elapsed_precise} [{bar:30}] {pos}/{len} done, {msg}, ETA {eta}",
-                ),
-                None => (
-                    ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr_with_hz(10)),
-                    "{elapsed_precise} {spinner} {pos} done, {msg}",
-                ),
-            };
-            if let Ok(style) = ProgressStyle::with_template(template) {
-                bar.set_style(style.progress_chars("=> "));
-            }
-            bar.set_message("0 running, 0 failed");
-            bar
-        });
+        let bar = match total {
+            Some(n) => TerminalBar::new(
+                Some(n),
+                "{elapsed_precise} [{bar:30}] {pos}/{len} done, {msg}, ETA {eta}",
+                "0 running, 0 failed",
+            ),
+            None => TerminalBar::new(
+                None,
+                "{elapsed_precise} {spinner} {pos} done, {msg}",
+                "0 running, 0 failed",
+            ),
+        };
         Progress {
             bar,
             shown: (0, 0, 0, 0),
@@ -51,12 +45,12 @@ impl Progress {
 
     /// Whether the display is on the terminal.
     pub fn visible(&self) -> bool {
-        self.bar.is_some()
+        self.bar.get().is_some()
     }
 
     /// New figures: tasks finished (done or failed for good), running, failed.
     pub fn update(&mut self, finished: u64, running: usize, failed: u64) {
-        let Some(bar) = &self.bar else { return };
+        let Some(bar) = self.bar.get() else { return };
         if self.shown.0 != finished {
             bar.set_position(finished);
         }
@@ -77,23 +71,18 @@ impl Progress {
 
     /// Redraws (elapsed time and ETA move on even when no task ends).
     pub fn tick(&self) {
-        if let Some(bar) = &self.bar {
+        if let Some(bar) = self.bar.get() {
             bar.tick();
         }
     }
 
     /// Runs `f` (which writes to the terminal) with the display cleared, then redraws it.
     pub fn suspend<R>(&self, f: impl FnOnce() -> R) -> R {
-        match &self.bar {
-            Some(bar) => bar.suspend(f),
-            None => f(),
-        }
+        self.bar.suspend(f)
     }
 
     /// Removes the display for good (before the summary line).
     pub fn finish(&mut self) {
-        if let Some(bar) = self.bar.take() {
-            bar.finish_and_clear();
-        }
+        self.bar.finish();
     }
 }

@@ -5,20 +5,18 @@
 //! thread of its own: the bar is redrawn when rank 0 reports (at least once per
 //! measurement).
 
-use std::io::IsTerminal;
-
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use pirun_benches::line::Measurement;
 use pirun_benches::plan::Test;
 use pirun_benches::sizes::format_size;
 
 use crate::output::report;
+use crate::terminal_bar::TerminalBar;
 
 /// The display.
 #[derive(Debug)]
 pub struct Progress {
     /// The bar, when stderr is a terminal.
-    bar: Option<ProgressBar>,
+    bar: TerminalBar,
     /// Measurements finished and expected.
     done: u64,
     total: u64,
@@ -36,18 +34,11 @@ pub fn label(test: Test, size: usize) -> String {
 impl Progress {
     /// A display for `total` measurements, drawn as a bar only if stderr is a terminal.
     pub fn new(total: usize) -> Self {
-        let bar = std::io::stderr().is_terminal().then(|| {
-            let bar = ProgressBar::with_draw_target(
-                Some(total as u64),
-                ProgressDrawTarget::stderr_with_hz(10),
-            );
-            let template = "{elapsed_precise} [{bar:30}] {pos}/{len} {msg}";
-            if let Ok(style) = ProgressStyle::with_template(template) {
-                bar.set_style(style.progress_chars("=> "));
-            }
-            bar.set_message("starting the ranks");
-            bar
-        });
+        let bar = TerminalBar::new(
+            Some(total as u64),
+            "{elapsed_precise} [{bar:30}] {pos}/{len} {msg}",
+            "starting the ranks",
+        );
         Progress {
             bar,
             done: 0,
@@ -58,14 +49,14 @@ impl Progress {
     /// The number of measurements as rank 0 counts them.
     pub fn set_total(&mut self, total: usize) {
         self.total = total as u64;
-        if let Some(bar) = &self.bar {
+        if let Some(bar) = self.bar.get() {
             bar.set_length(self.total);
         }
     }
 
     /// A measurement starts.
     pub fn begin(&self, test: Test, size: usize) {
-        if let Some(bar) = &self.bar {
+        if let Some(bar) = self.bar.get() {
             bar.set_message(label(test, size));
         }
     }
@@ -73,7 +64,7 @@ impl Progress {
     /// A measurement ended with figures (`Ok`) or without (`Err`: why).
     pub fn finished(&mut self, test: Test, size: usize, result: Result<&Measurement, &str>) {
         self.done += 1;
-        match &self.bar {
+        match self.bar.get() {
             Some(bar) => bar.set_position(self.done),
             None => report(&format!(
                 "bench: [{}/{}] {}: {}",
@@ -90,16 +81,11 @@ impl Progress {
 
     /// Runs `f` (which writes to the terminal) with the bar cleared, then redraws it.
     pub fn suspend<R>(&self, f: impl FnOnce() -> R) -> R {
-        match &self.bar {
-            Some(bar) => bar.suspend(f),
-            None => f(),
-        }
+        self.bar.suspend(f)
     }
 
     /// Removes the bar for good (before the table is printed).
     pub fn finish(&mut self) {
-        if let Some(bar) = self.bar.take() {
-            bar.finish_and_clear();
-        }
+        self.bar.finish();
     }
 }
