@@ -13,6 +13,17 @@ use crate::tree::Tree;
 use crate::wire::{Ctx, Header, OpCode};
 use crate::{CollectiveError, PointToPoint};
 
+/// The root's data, checked to be there and to hold `len` bytes (every block).
+fn root_data<'a, C: PointToPoint + ?Sized>(
+    w: &Ctx<C>,
+    send: Option<&'a [u8]>,
+    len: usize,
+) -> Result<&'a [u8], C::Error> {
+    let send = send.ok_or_else(|| w.arg_error("the root must pass the data to scatter"))?;
+    check_len(w.call(), w.rank, "the send buffer", len, send.len())?;
+    Ok(send)
+}
+
 /// Binomial scatter under the call `w`: the root's `send` holds `p` blocks of
 /// `recv.len()` bytes in rank order; every rank receives its block into `recv`.
 ///
@@ -31,8 +42,7 @@ pub(crate) fn binomial<C: PointToPoint + ?Sized>(
     let children = t.children();
     match t.parent() {
         None => {
-            let send = send.ok_or_else(|| w.arg_error("the root must pass the data to scatter"))?;
-            check_len(w.call(), w.rank, "the send buffer", blk * p, send.len())?;
+            let send = root_data(w, send, blk * p)?;
             for &c in children.iter().rev() {
                 let (a, k) = (t.abs(c), t.subtree_end(c) - c);
                 if a + k <= p {
@@ -71,8 +81,7 @@ fn linear<C: PointToPoint + ?Sized>(
     if w.rank != root {
         return w.take_into(root, recv);
     }
-    let send = send.ok_or_else(|| w.arg_error("the root must pass the data to scatter"))?;
-    check_len(w.call(), w.rank, "the send buffer", blk * p, send.len())?;
+    let send = root_data(w, send, blk * p)?;
     // Farthest first, so the ranks next to the root (which runs first when oversubscribed)
     // are not served before the others have been started.
     for a in (1..p).rev().map(|d| (root + d) % p) {

@@ -268,24 +268,6 @@ fn env_req<T: std::str::FromStr>(name: &str) -> Result<T> {
     env_opt(name)?.ok_or_else(|| Error::Launch(format!("{name} is not set")))
 }
 
-/// Whether this host runs more ranks of the job than it has cores, from the launch
-/// contract (read once; a rank started without `pirun` is alone). The collectives pick
-/// algorithms that keep few ranks busy at once when it does.
-pub(crate) fn host_oversubscribed() -> bool {
-    static V: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *V.get_or_init(|| {
-        let local: usize = env_opt(contract::ENV_LOCAL_SIZE)
-            .ok()
-            .flatten()
-            .unwrap_or(1);
-        let cores: usize = env_opt(contract::ENV_HOST_CORES)
-            .ok()
-            .flatten()
-            .unwrap_or_else(available_cores);
-        local > cores
-    })
-}
-
 fn available_cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }

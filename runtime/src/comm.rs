@@ -109,7 +109,17 @@ struct Inner {
     ranks: Vec<u32>,
     /// This process's rank in the communicator.
     rank: usize,
+    /// Whether the ranks run on more than one host (fixed at creation: the collectives
+    /// ask on every call to pick an algorithm).
+    spans_hosts: bool,
     _session: Arc<Session>,
+}
+
+/// Whether world ranks `ranks` run on more than one host of `engine`'s job.
+fn spans_hosts(engine: &Engine, ranks: &[u32]) -> bool {
+    let mut hosts = ranks.iter().map(|&w| engine.host(w));
+    let first = hosts.next();
+    hosts.any(|h| Some(h) != first)
 }
 
 /// A group of ranks that can talk to each other; the world communicator holds every rank
@@ -139,6 +149,7 @@ impl Communicator {
             inner: Arc::new(Inner {
                 engine: self.inner.engine.clone(),
                 ctx,
+                spans_hosts: spans_hosts(&self.inner.engine, &ranks),
                 ranks,
                 rank,
                 _session: self.inner._session.clone(),
@@ -152,11 +163,13 @@ impl Communicator {
         let session = Arc::new(Session {
             engine: engine.clone(),
         });
+        let ranks: Vec<u32> = (0..size).collect();
         Communicator {
             inner: Arc::new(Inner {
+                spans_hosts: spans_hosts(&engine, &ranks),
                 engine,
                 ctx: 0,
-                ranks: (0..size).collect(),
+                ranks,
                 rank,
                 _session: session,
             }),
@@ -185,6 +198,11 @@ impl Communicator {
     pub fn listen_addr(&self) -> Option<std::net::SocketAddr> {
         let st = self.inner.engine.lock();
         st.listener.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// Whether this communicator's ranks run on more than one host.
+    pub(crate) fn spans_hosts(&self) -> bool {
+        self.inner.spans_hosts
     }
 
     pub(crate) fn engine(&self) -> &Arc<Engine> {

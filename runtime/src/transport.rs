@@ -45,14 +45,15 @@ impl PointToPoint for Communicator {
 
     /// From the hosts the launch contract names for every rank (`PIRUN_HOST` of each,
     /// exchanged at the fence).
+    /// Worked out once when the communicator is made.
     fn spans_hosts(&self) -> bool {
-        let me = self.host_of(self.rank());
-        (0..self.size()).any(|r| self.host_of(r) != me)
+        Communicator::spans_hosts(self)
     }
 
-    /// From `PIRUN_LOCAL_SIZE` and `PIRUN_HOST_CORES` of the launch contract.
+    /// From `PIRUN_LOCAL_SIZE` and `PIRUN_HOST_CORES` of the launch contract, as the
+    /// engine's spin policy read them at start-up.
     fn oversubscribed(&self) -> bool {
-        crate::bootstrap::host_oversubscribed()
+        self.engine().spin.oversubscribed()
     }
 
     fn send_bytes(&self, dest: usize, tag: Tag, data: &[u8]) -> Result<()> {

@@ -61,6 +61,8 @@ pub(crate) struct SpinPolicy {
     /// The last `sched_yield` handed the core to another thread: this rank shares its core
     /// (with its peer, most likely), so the spin yields on every turn.
     shared_core: AtomicBool,
+    /// This host runs more ranks of the job than it has cores.
+    oversubscribed: bool,
 }
 
 impl SpinPolicy {
@@ -85,7 +87,14 @@ impl SpinPolicy {
             max_ns: max.as_nanos() as u64,
             avg_wait_ns: AtomicU64::new(0),
             shared_core: AtomicBool::new(false),
+            oversubscribed: local_ranks > cores,
         }
+    }
+
+    /// Whether this host runs more ranks of the job than it has cores (the collectives
+    /// then pick algorithms that keep few ranks busy at once).
+    pub fn oversubscribed(&self) -> bool {
+        self.oversubscribed
     }
 
     /// The whole window while recent waits were short enough to be caught by it; a sixteenth
@@ -106,17 +115,19 @@ impl SpinPolicy {
             .store(avg - avg / 8 + d / 8, Ordering::Relaxed);
     }
 
-    /// Turn `turn` of the spin loop, which began at `now`: every eighth turn yields the
+    /// Turn `turn` of the spin loop: every eighth turn yields the
     /// core — every turn while the last yield showed that another thread wanted it — so a
     /// rank that shares it (oversubscribed, or placed there by the scheduler) gets to run
     /// within a turn or a few; the other turns only hint the CPU.
-    fn pause(&self, turn: u32, now: Instant) {
+    fn pause(&self, turn: u32) {
         if self.shared_core.load(Ordering::Relaxed) || turn % 8 == 7 {
-            std::thread::yield_now();
-            // An empty yield costs well under a microsecond; one that ran another thread
+            // Time the yield alone (not the unlock before it, which may wake a waiter):
+            // an empty yield costs well under a microsecond; one that ran another thread
             // costs two context switches and that thread's work.
+            let t = Instant::now();
+            std::thread::yield_now();
             self.shared_core
-                .store(now.elapsed() > SWITCHED_YIELD, Ordering::Relaxed);
+                .store(t.elapsed() > SWITCHED_YIELD, Ordering::Relaxed);
         } else {
             std::hint::spin_loop();
         }
@@ -197,7 +208,7 @@ impl Engine {
             }
             if now.duration_since(start) < budget {
                 drop(st);
-                self.spin.pause(turns, now);
+                self.spin.pause(turns);
                 turns = turns.wrapping_add(1);
                 st = self.lock();
                 continue;
