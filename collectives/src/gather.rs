@@ -55,10 +55,14 @@ fn linear<C: PointToPoint + ?Sized>(
         None => Err(w.arg_error("the root must pass a receive buffer")),
         Some(out) => {
             out[root * blk..(root + 1) * blk].copy_from_slice(mine);
-            for a in (0..w.size).filter(|&a| a != root) {
-                w.take_into(a, &mut out[a * blk..(a + 1) * blk])?;
-            }
-            Ok(())
+            let mut blocks: Vec<(usize, &mut [u8])> = if blk == 0 {
+                // Empty blocks still come as (header-only) messages.
+                (0..w.size).map(|a| (a, &mut [][..])).collect()
+            } else {
+                out.chunks_mut(blk).enumerate().collect()
+            };
+            blocks.retain(|&(a, _)| a != root);
+            w.take_all(&mut blocks)
         }
     }
 }

@@ -404,6 +404,26 @@ impl PointToPoint for LocalComm {
         self.take_exact(src, recv_tag, buf)?;
         self.await_taken(dest, flag)
     }
+
+    fn exchange(
+        &self,
+        sends: &[(usize, Tag, &[&[u8]])],
+        recvs: &mut [(usize, Tag, &mut [&mut [u8]])],
+    ) -> Result<(), LocalError> {
+        let flags = sends
+            .iter()
+            .map(|&(dest, tag, parts)| Ok((dest, self.post(dest, tag, &parts.concat())?)))
+            .collect::<Result<Vec<_>, LocalError>>()?;
+        for (src, tag, parts) in recvs.iter_mut() {
+            let mut buf = vec![0u8; parts.iter().map(|p| p.len()).sum()];
+            self.take_exact(*src, *tag, &mut buf)?;
+            crate::p2p::scatter_into(&buf, parts);
+        }
+        for (dest, flag) in flags {
+            self.await_taken(dest, flag)?;
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -74,6 +74,21 @@ pub trait PointToPoint {
         buf: &mut [u8],
     ) -> Result<(), Self::Error>;
 
+    /// Sends every message of `sends` and receives every message of `recvs`, all at once,
+    /// and returns when all are done.
+    ///
+    /// A send is (destination, tag, parts of its body), as [`PointToPoint::send_parts`]; a
+    /// receive is (source, tag, parts its body is split across), as
+    /// [`PointToPoint::recv_parts_into`]: its length must be exactly theirs. Nothing waits
+    /// for anything else — the root of a linear scatter does not wait for one receiver's
+    /// clear-to-send before it announces the next block — so the transport must post
+    /// every receive and start every send before it waits for any of them.
+    fn exchange(
+        &self,
+        sends: &[(usize, Tag, &[&[u8]])],
+        recvs: &mut [(usize, Tag, &mut [&mut [u8]])],
+    ) -> Result<(), Self::Error>;
+
     /// Sends the concatenation of `parts` as one message, as [`PointToPoint::send_bytes`].
     ///
     /// The provided implementation copies the parts into one buffer; override it with a

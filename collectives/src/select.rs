@@ -26,8 +26,8 @@
 //! | `PIRUN_BCAST_ALGORITHM` | `binomial`, `scatter_allgather`, `pipeline` | `binomial` | `binomial` below 12 KiB; `pipeline` once the message has more segments than `(p - 2) / (log2 p - 1)` (p ≥ 3: 3 on 4 ranks, 4 on 8, 7 on 16); else `binomial` below 8 ranks, `scatter_allgather` from 8 |
 //! | `PIRUN_REDUCE_ALGORITHM` | `binomial`, `rabenseifner`, `linear` | `binomial`; crowded: `linear` below 8 KiB, and up to 64 KiB from 8 ranks | `binomial` up to 2 KiB (or fewer elements than the power of two below `p`) and above 512 KiB, else `rabenseifner` |
 //! | `PIRUN_ALLREDUCE_ALGORITHM` | `recursive_doubling`, `rabenseifner`, `ring`, `reduce_bcast` | below 64 KiB `recursive_doubling`, else `rabenseifner`; crowded: below 8 KiB `recursive_doubling`, else `reduce_bcast` | up to 2 KiB (or few elements) `recursive_doubling`; from 256 KiB `ring` (commutative ops); else `rabenseifner` |
-//! | `PIRUN_GATHER_ALGORITHM` (gather only) | `binomial`, `linear` | `binomial` for blocks of 128 to 512 KiB (rendezvous-sized), else `linear` | `linear` |
-//! | `PIRUN_SCATTER_ALGORITHM` (scatter only) | `binomial`, `linear` | `binomial` for blocks of 128 to 512 KiB (rendezvous-sized), else `linear` | `binomial` below 64 KiB blocks, else `linear` |
+//! | `PIRUN_GATHER_ALGORITHM` (gather only) | `binomial`, `linear` | `linear` | `linear` |
+//! | `PIRUN_SCATTER_ALGORITHM` (scatter only) | `binomial`, `linear` | `linear` | `binomial` below 64 KiB blocks, else `linear` |
 //! | `PIRUN_ALLGATHER_ALGORITHM` (also allgatherv) | `recursive_doubling`, `bruck`, `ring` | below 80 KiB in total: `recursive_doubling` on powers of two, else `bruck`; below 512 KiB: `recursive_doubling` on powers of two; else `ring` | below 64 KiB in total: `recursive_doubling` on powers of two, else `bruck`; else `ring` |
 //! | `PIRUN_ALLTOALL_ALGORITHM` (also alltoallv) | `pairwise`, `bruck` | `bruck` for blocks up to 256 bytes on 8 ranks or more (alltoall only), else `pairwise` | the same |
 //! | `PIRUN_REDUCE_SCATTER_ALGORITHM` | `ring`, `reduce_then_scatter` | `ring` for commutative ops from 2 KiB, else `reduce_then_scatter` | the same |
@@ -64,17 +64,16 @@
 //!   `reduce_bcast` from 8 KiB (64 KiB: 130 vs 205 `rabenseifner` at 4 ranks, 997 vs 1027
 //!   at 8; 256 KiB at 8 ranks: 2712 vs 4318), `recursive_doubling` below (8 B at 4 ranks:
 //!   25 vs 37).
-//! - gather: `linear` beat `binomial` for small and 1 MiB blocks (4 ranks, 1 KiB: 4.9 vs
-//!   8.3 µs, 1 MiB: 684 vs 1147; 8 ranks, 1 KiB: 13 vs 38, 1 MiB: 1950 vs 3101): the root
-//!   receives every block either way and a tree only adds hops and copies. For
-//!   rendezvous-sized blocks the tree wins, as for scatter (256 KiB on 4 ranks: 188–292 vs
-//!   323–339 µs, 8 ranks 726–830 vs 862–933): a linear root waits for each clear-to-send
-//!   in turn. Under the old 64 KiB eager limit a 64 KiB block with its header was such a
-//!   block (tree 51–80 vs linear 100–138 µs on 4 ranks); with the 128 KiB limit it goes
-//!   eagerly and linear wins (four alternations: 39 vs 60 µs on 4 ranks, 190 vs 372 on 8).
-//! - scatter: `linear` won for small blocks at 4 ranks (8 KiB: 17 vs 28 µs) and for 1 MiB
-//!   blocks at 8 ranks (2030 vs 5783); for 64 KiB blocks, eager now, too (4 ranks: 35–52
-//!   vs 55–60 µs, 8 ranks: 167–196 vs 275–329), `binomial` only for rendezvous-sized ones.
+//! - gather and scatter: `linear` at every size. The root moves every block either way and
+//!   a tree only adds hops and copies (gather 1 KiB on 8 ranks: 13 vs 38 µs, 1 MiB: 1950
+//!   vs 3101). Rendezvous-sized blocks once favoured the tree, because a linear root
+//!   waited for each receiver's clear-to-send in turn (64 KiB + header under the old
+//!   64 KiB eager limit, 4 ranks: 51–80 vs 100–138 µs); now the linear root has every
+//!   block on its way before it waits for any (`PointToPoint::exchange`), and it wins
+//!   there too (four alternations, linear vs binomial, µs: gather 128 KiB 81 vs 144 on 4
+//!   ranks, 366 vs 574 on 8; 256 KiB 167 vs 269, 524 vs 752; scatter 128 KiB 83 vs 102,
+//!   305 vs 447; 512 KiB 262 vs 328, 716 vs 729), and at 1 MiB the all-at-once root beat
+//!   the one-at-a-time one (8 ranks: gather 1186 vs 1460, scatter 1243 vs 1566).
 //! - reduce on a crowded host: `linear` below 8 KiB (8 B on 8 ranks: 13.2 vs 20.3 µs, 1 KiB:
 //!   8.9 vs 21.8; on 4 ranks 6.1 vs 7.9 and 7.0 vs 9.3) and up to 64 KiB from 8 ranks (153
 //!   vs 173); `binomial` at 8 and 64 KiB on 4 ranks (13.9 vs 7.5, 49 vs 34). Each level of
@@ -404,20 +403,14 @@ pub fn scatter_on(block: usize, size: usize, placement: Placement) -> ScatterAlg
 }
 
 /// Whether a rooted gather or scatter of `block`-byte blocks goes through a binomial tree:
-/// on one host for blocks that go by rendezvous at the runtime's default eager limit, up
-/// to 512 KiB (a linear root would wait for each peer's clear-to-send in turn; below the
-/// limit every block is on its way at once and linear wins), across hosts for blocks in
-/// `across_hosts`.
+/// across hosts for blocks in `across_hosts`, never on one host (the linear root has every
+/// block on its way at once, [`crate::PointToPoint::exchange`], and moves each byte once).
 fn tree_for(block: usize, placement: Placement, across_hosts: std::ops::Range<usize>) -> bool {
     match placement {
-        Placement::OneHost | Placement::Crowded => (RENDEZVOUS_BLOCK..512 * 1024).contains(&block),
+        Placement::OneHost | Placement::Crowded => false,
         Placement::Hosts => across_hosts.contains(&block),
     }
 }
-
-/// The smallest block whose collective message (block and header) is sent by rendezvous
-/// under pirun's default eager limit of 128 KiB (`PIRUN_EAGER_LIMIT`).
-const RENDEZVOUS_BLOCK: usize = 128 * 1024 + 1 - crate::wire::HEADER_LEN;
 
 fn few(count: usize, bytes: usize, size: usize) -> bool {
     bytes <= 2048 || count < Fold::new(size).pof2
@@ -644,10 +637,10 @@ mod tests {
             assert_eq!(reduce_on(1 << 17, 1 << 20, 8, p), ReduceAlgorithm::Binomial);
             assert_eq!(gather_on(8, 8, p), GatherAlgorithm::Linear);
             assert_eq!(gather_on(64 << 10, 8, p), GatherAlgorithm::Linear);
-            assert_eq!(gather_on(128 << 10, 8, p), GatherAlgorithm::Binomial);
+            assert_eq!(gather_on(256 << 10, 8, p), GatherAlgorithm::Linear);
             assert_eq!(gather_on(1 << 20, 8, p), GatherAlgorithm::Linear);
             assert_eq!(scatter_on(64 << 10, 8, p), ScatterAlgorithm::Linear);
-            assert_eq!(scatter_on(256 << 10, 8, p), ScatterAlgorithm::Binomial);
+            assert_eq!(scatter_on(256 << 10, 8, p), ScatterAlgorithm::Linear);
             assert_eq!(scatter_on(1 << 20, 8, p), ScatterAlgorithm::Linear);
             assert_eq!(
                 allgather_on(256 << 10, 8, p),

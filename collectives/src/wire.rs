@@ -293,6 +293,87 @@ impl<'a, C: PointToPoint + ?Sized> Ctx<'a, C> {
         Ok(self.check(src, &head)?)
     }
 
+    /// [`Ctx::put`] of one message to each of several ranks: `blocks` are (destination,
+    /// parts of the body), and every message is on its way before any is waited for (the
+    /// root of a linear scatter), each large one with its go-ahead coming back.
+    pub(crate) fn put_all(&self, blocks: &[(usize, &[&[u8]])]) -> Result<(), C::Error> {
+        let msgs: Vec<Vec<&[u8]>> = blocks
+            .iter()
+            .map(|(_, parts)| {
+                let mut all: Vec<&[u8]> = Vec::with_capacity(parts.len() + 1);
+                all.push(&self.head);
+                all.extend_from_slice(parts);
+                all
+            })
+            .collect();
+        let sends: Vec<(usize, Tag, &[&[u8]])> = (blocks.iter().zip(&msgs))
+            .map(|(&(dest, _), m)| (dest, TAG, &m[..]))
+            .collect();
+        let guarded: Vec<usize> = blocks
+            .iter()
+            .filter(|(_, parts)| parts.iter().map(|p| p.len()).sum::<usize>() >= GUARDED)
+            .map(|&(dest, _)| dest)
+            .collect();
+        let mut heads = vec![[0u8; HEADER_LEN]; guarded.len()];
+        self.exchange_heads(&sends, &guarded, &mut heads)
+    }
+
+    /// [`Ctx::take`] of one message from each of several ranks: `blocks` are (source,
+    /// buffer for the body), and every receive is posted (and every large one's go-ahead
+    /// sent) before any is waited for (the root of a linear gather).
+    pub(crate) fn take_all(&self, blocks: &mut [(usize, &mut [u8])]) -> Result<(), C::Error> {
+        if blocks.iter().all(|(_, b)| b.len() <= SMALL) {
+            // Small messages come eagerly, and receiving them whole one after the other
+            // checks each header before its length (see `recv_parts_into`).
+            for (src, body) in blocks.iter_mut() {
+                self.take_into(*src, body)?;
+            }
+            return Ok(());
+        }
+        let go_ahead = [&self.head[..]];
+        let sends: Vec<(usize, Tag, &[&[u8]])> = blocks
+            .iter()
+            .filter(|(_, b)| b.len() >= GUARDED)
+            .map(|&(src, _)| (src, TAG, &go_ahead[..]))
+            .collect();
+        let srcs: Vec<usize> = blocks.iter().map(|&(src, _)| src).collect();
+        let mut heads = vec![[0u8; HEADER_LEN]; blocks.len()];
+        let mut parts: Vec<[&mut [u8]; 2]> = (heads.iter_mut().zip(blocks.iter_mut()))
+            .map(|(h, (_, b))| [&mut h[..], &mut **b])
+            .collect();
+        let mut recvs: Vec<(usize, Tag, &mut [&mut [u8]])> = (srcs.iter().zip(&mut parts))
+            .map(|(&src, p)| (src, TAG, &mut p[..]))
+            .collect();
+        self.comm.exchange(&sends, &mut recvs)?;
+        drop(recvs);
+        drop(parts);
+        for (src, head) in srcs.into_iter().zip(&heads) {
+            self.check(src, head)?;
+        }
+        Ok(())
+    }
+
+    /// Runs `sends` while receiving a bare header from each rank of `from` into `heads`,
+    /// then checks them.
+    fn exchange_heads(
+        &self,
+        sends: &[(usize, Tag, &[&[u8]])],
+        from: &[usize],
+        heads: &mut [[u8; HEADER_LEN]],
+    ) -> Result<(), C::Error> {
+        let mut slots: Vec<[&mut [u8]; 1]> = heads.iter_mut().map(|h| [&mut h[..]]).collect();
+        let mut recvs: Vec<(usize, Tag, &mut [&mut [u8]])> = (from.iter().zip(&mut slots))
+            .map(|(&src, s)| (src, TAG, &mut s[..]))
+            .collect();
+        self.comm.exchange(sends, &mut recvs)?;
+        drop(recvs);
+        drop(slots);
+        for (&src, head) in from.iter().zip(heads.iter()) {
+            self.check(src, head)?;
+        }
+        Ok(())
+    }
+
     /// [`Ctx::take`] into one buffer.
     pub(crate) fn take_into(&self, src: usize, body: &mut [u8]) -> Result<(), C::Error> {
         self.take(src, &mut [body])

@@ -653,6 +653,52 @@ impl Communicator {
         self.lent_receive_done(guard, out)
     }
 
+    /// Posts every receive of `recvs`, starts every send of `sends`, then waits for all of
+    /// them, so that no rendezvous waits for another's clear-to-send (the root of a linear
+    /// scatter or gather). Every part of both lists is at most [`RawParts::MAX`] slices;
+    /// returns the statuses of the receives in order. On an error nothing stays lent:
+    /// receives still pending are withdrawn and sends still queued copied.
+    pub(crate) fn exchange_on(
+        &self,
+        ctx: u32,
+        ty: TypeInfo,
+        sends: &[(usize, Tag, &[&[u8]])],
+        recvs: &mut [(usize, Tag, &mut [&mut [u8]])],
+    ) -> Result<Vec<Status>> {
+        let engine = &self.inner.engine;
+        let group = self.group_for(ctx);
+        let mut posted = Vec::with_capacity(recvs.len());
+        for (src, tag, parts) in recvs.iter_mut() {
+            let s = self.world_rank(*src)?;
+            let id = engine.post_recv(
+                ctx,
+                Some(s),
+                Some(*tag),
+                ty,
+                SinkSpec::User(lend_mut(parts)),
+                false,
+            )?;
+            posted.push(CancelOnDrop(engine, Some(id)));
+        }
+        let mut started = ReleaseOnDrop(engine, Vec::with_capacity(sends.len()));
+        for &(dest, tag, parts) in sends {
+            let d = self.world_rank(dest)?;
+            if let Some(req) = engine.start_send(d, ctx, tag, ty, lend(parts))? {
+                started.1.push(req);
+            }
+        }
+        while let Some(req) = started.1.pop() {
+            engine.finish_send(req, group)?;
+        }
+        let mut statuses = Vec::with_capacity(posted.len());
+        for guard in posted {
+            let id = guard.1.expect("armed guards hold a request");
+            let out = engine.wait_in(id, group);
+            statuses.push(self.lent_receive_done(guard, out)?);
+        }
+        Ok(statuses)
+    }
+
     /// The status of a finished receive into a lent buffer; on error the guard withdraws
     /// whatever is left of it.
     fn lent_receive_done(&self, guard: CancelOnDrop<'_>, out: Result<Outcome>) -> Result<Status> {
@@ -690,6 +736,18 @@ impl Drop for CancelOnDrop<'_> {
     fn drop(&mut self) {
         if let Some(id) = self.1 {
             self.0.cancel(id);
+        }
+    }
+}
+
+/// Gives up, unless emptied, the sends [`Engine::start_send`] began by rendezvous, so no
+/// slice stays lent after an early return.
+struct ReleaseOnDrop<'a>(&'a Arc<Engine>, Vec<ReqId>);
+
+impl Drop for ReleaseOnDrop<'_> {
+    fn drop(&mut self) {
+        for &req in &self.1 {
+            self.0.release_send(req);
         }
     }
 }

@@ -261,13 +261,33 @@ impl Engine {
         parts: RawParts,
         group: Option<&[u32]>,
     ) -> Result<()> {
+        match self.start_send(dest, ctx, tag, ty, parts)? {
+            Some(req) => self.finish_send(req, group),
+            None => Ok(()),
+        }
+    }
+
+    /// Starts a send of the concatenation of `parts`, as [`Engine::send_parts`] but
+    /// without waiting for a rendezvous: an eager message is with the kernel or the
+    /// connection's queue (a copy) when this returns `None`; for a larger one the
+    /// ready-to-send is out and the returned request ends when the payload has been
+    /// written. Until then `parts` stay lent: the caller must end the request with
+    /// [`Engine::finish_send`] or [`Engine::release_send`] before the slices go away.
+    pub fn start_send(
+        &self,
+        dest: u32,
+        ctx: u32,
+        tag: i32,
+        ty: TypeInfo,
+        parts: RawParts,
+    ) -> Result<Option<ReqId>> {
         let len = parts.total();
         let mut st = self.lock();
         st.check_usable(dest)?;
         let hdr = st.header(Kind::Eager, ctx, tag, ty, len)?;
         if dest == st.me {
             st.deliver_local(hdr, parts);
-            return Ok(());
+            return Ok(None);
         }
         if len <= st.cfg.eager_limit {
             let mut ci = st.conn_for(self, dest)?;
@@ -309,19 +329,30 @@ impl Engine {
                     (c.is_none_or(|c| c.tx_bytes <= TX_BACKPRESSURE / 2)).then_some(Ok(()))
                 })?;
             }
-            return Ok(());
+            return Ok(None);
         }
         // The send waits for `dest`'s clear-to-send, then for its data to drain into the
         // connection: both are on the connection a wait for `dest` reads directly.
         let req = st.reqs.open_from(Some(dest));
         st.start_rendezvous(self, dest, hdr, TxBody::Borrowed(parts), req)?;
-        drop(st);
+        Ok(Some(req))
+    }
+
+    /// Waits for a send [`Engine::start_send`] began by rendezvous; with a `group`, gives
+    /// up as soon as any member is gone (see [`Engine::wait_in`]). The parts are no longer
+    /// lent when this returns, whatever it returns.
+    pub fn finish_send(&self, req: ReqId, group: Option<&[u32]>) -> Result<()> {
         let r = self.wait_in(req, group);
         if r.is_err() {
-            // The buffer must not be read after we return: copy whatever is still queued.
-            self.lock().release_borrowed_send(req);
+            self.release_send(req);
         }
         r.map(|_| ())
+    }
+
+    /// Gives up a send [`Engine::start_send`] began by rendezvous: whatever of it is still
+    /// queued is copied, so its parts are no longer lent.
+    pub fn release_send(&self, req: ReqId) {
+        self.lock().release_borrowed_send(req);
     }
 
     /// Starts a non-blocking send of an owned payload; returns its request.

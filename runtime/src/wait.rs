@@ -310,7 +310,7 @@ fn background_loop(engine: Weak<Engine>) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::net::TcpListener;
     use std::sync::atomic::AtomicBool;
@@ -323,7 +323,7 @@ mod tests {
 
     /// `n` engines of one job in this process, joined over loopback (no launcher), whose
     /// waits spin for up to `spin` before sleeping.
-    fn world(n: usize, spin: Duration) -> Vec<Arc<Engine>> {
+    pub(crate) fn world(n: usize, spin: Duration) -> Vec<Arc<Engine>> {
         let listeners: Vec<TcpListener> = (0..n)
             .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind a loopback port"))
             .collect();
@@ -358,7 +358,10 @@ mod tests {
     }
 
     /// Runs `f` on its own thread, failing the test if it takes longer than `secs`.
-    fn bounded<T: Send + 'static>(secs: u64, f: impl FnOnce() -> T + Send + 'static) -> T {
+    pub(crate) fn bounded<T: Send + 'static>(
+        secs: u64,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> T {
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             let _ = tx.send(f());
