@@ -43,8 +43,9 @@ fn messages_from_one_sender_with_one_tag_keep_their_order_across_sizes() {
         "messages_from_one_sender_with_one_tag_keep_their_order_across_sizes",
         2,
         |w| {
-            // Mixes eager and rendezvous sizes, blocking and non-blocking sends.
-            let sizes = [0usize, 1, 100, 70_000, 3, 200_000, 8];
+            // Mixes eager and rendezvous sizes (the limit is 128 KiB), blocking and
+            // non-blocking sends.
+            let sizes = [0usize, 1, 100, 70_000, 3, 200_000, 8, 140_000];
             if w.rank() == 0 {
                 let mut reqs = Vec::new();
                 for i in 0..300u64 {
@@ -63,6 +64,43 @@ fn messages_from_one_sender_with_one_tag_keep_their_order_across_sizes() {
                     let (v, _) = w.recv::<u64>(0, 7)?;
                     assert_eq!(v[0], i, "message {i} overtaken");
                 }
+            }
+            Ok(())
+        },
+    );
+    assert_ok(&out);
+}
+
+#[test]
+fn payloads_in_pieces_cross_both_ways_and_keep_their_order() {
+    // Pieces of 4 KiB (across hosts they are 64 KiB; on one host whole by default): both
+    // ranks send a large message to each other at once, so each one's clear-to-send
+    // crosses the other's payload, and eager messages queued behind a payload stay behind
+    // the messages sent before them.
+    let out = common::scenario_with(
+        "payloads_in_pieces_cross_both_ways_and_keep_their_order",
+        2,
+        &["-x", "PIRUN_DATA_PIECE=4096"],
+        |w| {
+            let (me, peer) = (w.rank(), 1 - w.rank());
+            let pattern = |r: usize, n: usize| -> Vec<u32> {
+                (0..n as u32)
+                    .map(|i| i.wrapping_mul(2_654_435_761) ^ r as u32)
+                    .collect()
+            };
+            for round in 0..5usize {
+                let n = 300_001 + round * 77_777; // never a whole number of pieces
+                let big = w.isend(peer, 1, pattern(me, n))?;
+                let small = w.isend(peer, 2, vec![round as u64; 3])?;
+                let mut got = vec![0u32; n];
+                w.recv_into(peer, 1, &mut got)?;
+                assert!(
+                    got == pattern(peer, n),
+                    "round {round}: payload from {peer} intact"
+                );
+                let (v, _) = w.recv::<u64>(peer, 2)?;
+                assert_eq!(v, vec![round as u64; 3]);
+                pirun::wait_all(vec![big, small])?;
             }
             Ok(())
         },

@@ -19,6 +19,25 @@ pub(crate) struct Config {
     pub limits: Limits,
     /// Socket buffer size to ask for (0: leave the kernel's autotuning alone).
     pub sockbuf: usize,
+    /// A rendezvous payload to a rank on another host goes in data frames of at most this
+    /// many bytes (0: one frame), so that a clear-to-send this rank owes its peer waits for
+    /// one piece of its own outgoing payload, not for all of it (`PIRUN_DATA_PIECE`).
+    ///
+    /// With [`Config::unsent_limit`] it decides how fast two ranks on different hosts
+    /// exchange large messages. Measured on `scripts/testbed` (100 Mbit/s links; 4 MiB
+    /// per rank, medians of 2–3 alternated runs, ms; the link's bound is 352 per 4 MiB):
+    /// alltoall on 2 ranks 699 with neither, 358–570 with pieces alone, 358–361 with the
+    /// limit alone, 399–403 with both; on 4 ranks (bound 1057) 2137 / 1700–1800 /
+    /// 2113–2133 / 1136–1180; allreduce on 2 ranks 697 with either alone, 407 with both
+    /// and 64 KiB pieces, 439 with 256 KiB pieces, 444–525 with 1 MiB pieces.
+    pub data_piece: usize,
+    /// The same for a rank on this host: 0 (one frame, read straight into the receiver's
+    /// buffer) unless `PIRUN_DATA_PIECE` is set.
+    pub data_piece_local: usize,
+    /// Unsent bytes the kernel may hold for a connection to another host
+    /// (`TCP_NOTSENT_LOWAT`, `PIRUN_UNSENT_LIMIT`; 0: no limit): the kernel's own send
+    /// buffer grows to megabytes, and a clear-to-send written behind them waits as long.
+    pub unsent_limit: usize,
     /// TCP congestion control for peer connections (`None`: the system default).
     pub congestion: Option<String>,
 }
@@ -41,6 +60,9 @@ impl Config {
             eager_limit: num("PIRUN_EAGER_LIMIT", 128 << 10).min(limits.eager_max) as usize,
             limits,
             sockbuf: num("PIRUN_SOCKBUF", 0) as usize,
+            data_piece: num("PIRUN_DATA_PIECE", 64 << 10) as usize,
+            data_piece_local: num("PIRUN_DATA_PIECE", 0) as usize,
+            unsent_limit: num("PIRUN_UNSENT_LIMIT", 128 << 10) as usize,
             congestion: match std::env::var("PIRUN_TCP_CONGESTION") {
                 Ok(name) if name.trim().is_empty() => None,
                 Ok(name) => Some(name.trim().to_string()),

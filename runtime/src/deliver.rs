@@ -3,7 +3,7 @@
 //! this rank itself.
 
 use crate::buf::{AlignedBuf, RawParts};
-use crate::conn::{Incoming, Target, Then, TxBody, TxItem};
+use crate::conn::{Incoming, Target, Then, TxItem};
 use crate::engine::{RdvRecv, State};
 use crate::error::{Error, Result};
 use crate::frame::{Header, Kind, FLAG_SERDE};
@@ -122,6 +122,7 @@ impl State {
             (src, hdr.id),
             RdvRecv {
                 hdr,
+                filled: 0,
                 target,
                 req: p.req,
                 error,
@@ -129,15 +130,7 @@ impl State {
         );
         let mut cts = Header::new(Kind::Cts);
         cts.id = hdr.id;
-        self.outbox.push((
-            src,
-            TxItem {
-                hdr: cts.encode(),
-                body: TxBody::None,
-                off: 0,
-                done: None,
-            },
-        ));
+        self.outbox.push((src, TxItem::clear_to_send(cts)));
         self.changed = true;
     }
 
@@ -161,6 +154,7 @@ impl State {
                 Incoming {
                     hdr,
                     filled: 0,
+                    end: hdr.len as usize,
                     target,
                     then: Then::Complete(p.req, err),
                 }
@@ -168,6 +162,7 @@ impl State {
             None => Incoming {
                 hdr,
                 filled: 0,
+                end: hdr.len as usize,
                 target: Target::Owned(
                     AlignedBuf::zeroed(hdr.len as usize, AlignedBuf::guess_align(hdr.elem_size))
                         .expect("eager lengths are bounded by the decoder"),

@@ -65,6 +65,8 @@ pub(crate) struct RdvSend {
 /// A large receive matched to an announcement, waiting for its data.
 pub(crate) struct RdvRecv {
     pub hdr: Header,
+    /// Payload bytes that came in earlier data frames (a payload sent in pieces).
+    pub filled: usize,
     pub target: Target,
     pub req: ReqId,
     pub error: Option<Error>,
@@ -307,12 +309,7 @@ impl Engine {
                 })?;
                 st = self.lock();
             }
-            let item = TxItem {
-                hdr: hdr.encode(),
-                body: TxBody::Borrowed(parts),
-                off: 0,
-                done: None,
-            };
+            let item = TxItem::new(hdr, TxBody::Borrowed(parts), None);
             let queued = st.send_now_or_queue(self, ci, item);
             drop(st);
             if queued > 0 {
@@ -380,12 +377,7 @@ impl Engine {
         let body = TxBody::Owned(body);
         if len <= st.cfg.eager_limit {
             let ci = st.conn_for(self, dest)?;
-            let item = TxItem {
-                hdr: hdr.encode(),
-                body,
-                off: 0,
-                done: Some(req),
-            };
+            let item = TxItem::new(hdr, body, Some(req));
             st.send_now_or_queue(self, ci, item);
         } else {
             st.start_rendezvous(self, dest, hdr, body, req)?;
@@ -559,12 +551,7 @@ impl Engine {
         });
         let mut st = self.lock();
         for c in st.conns.iter_mut().flatten().filter(|c| c.is_open()) {
-            c.queue(TxItem {
-                hdr: Header::new(Kind::Goodbye).encode(),
-                body: TxBody::None,
-                off: 0,
-                done: None,
-            });
+            c.queue(TxItem::new(Header::new(Kind::Goodbye), TxBody::None, None));
         }
         for ci in 0..st.conns.len() {
             st.update_interest(self, ci);
@@ -794,12 +781,7 @@ impl State {
                 req,
             },
         );
-        let item = TxItem {
-            hdr: rts.encode(),
-            body: TxBody::None,
-            off: 0,
-            done: None,
-        };
+        let item = TxItem::new(rts, TxBody::None, None);
         self.send_now_or_queue(eng, ci, item);
         Ok(())
     }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use crate::conn::{Conn, Incoming, PayloadRead, Phase, Target, Then, TxItem};
 use crate::contract::{ControlMsg, ExitKind};
 use crate::engine::{
-    Engine, State, CONN_TOKEN_BASE, CONTROL_TOKEN, HANDSHAKE_TIMEOUT, LISTENER_TOKEN,
+    Engine, RdvRecv, State, CONN_TOKEN_BASE, CONTROL_TOKEN, HANDSHAKE_TIMEOUT, LISTENER_TOKEN,
 };
 use crate::frame::{Header, Kind, HEADER_LEN};
 use crate::handshake::{Acceptor, HELLO_LEN, PROOF_LEN, REPLY_LEN};
@@ -404,6 +404,10 @@ impl Engine {
     fn opened(&self, st: &mut State, ci: usize, c: &mut Conn) {
         if let Some(p) = c.peer {
             st.peers[p as usize].rx_conn.get_or_insert(ci);
+            if self.host(p) != self.host(st.me) && st.cfg.unsent_limit > 0 {
+                // Best effort: without it a clear-to-send may wait behind megabytes.
+                let _ = crate::conn::limit_unsent(&c.sock, st.cfg.unsent_limit);
+            }
         }
         c.phase = Phase::Open;
         c.deadline = None;
@@ -437,29 +441,31 @@ impl Engine {
                     })?;
                 let mut data = send.hdr;
                 data.kind = Kind::Data;
-                st.outbox.push((
-                    src,
-                    TxItem {
-                        hdr: data.encode(),
-                        body: send.body,
-                        off: 0,
-                        done: Some(send.req),
-                    },
-                ));
+                let piece = if self.host(src) == self.host(st.me) {
+                    st.cfg.data_piece_local
+                } else {
+                    st.cfg.data_piece
+                };
+                st.outbox
+                    .push((src, TxItem::pieces(data, send.body, Some(send.req), piece)));
             }
             Kind::Data => {
                 let r = st.rdv_recvs.remove(&(src, hdr.id)).ok_or_else(|| {
                     Drop::Protocol(format!("data for unknown message {}", hdr.id))
                 })?;
-                if r.hdr.len != hdr.len {
+                // The payload may come in pieces, each appended to the ones before.
+                let left = r.hdr.len - r.filled as u64;
+                if hdr.len > left || (hdr.len == 0 && left > 0) {
                     return Err(Drop::Protocol(format!(
-                        "data of {} bytes for a message announced as {} bytes",
-                        hdr.len, r.hdr.len
+                        "data of {} bytes for a message announced as {} bytes, {} of them \
+                         still to come",
+                        hdr.len, r.hdr.len, left
                     )));
                 }
                 let inc = Incoming {
                     hdr: r.hdr,
-                    filled: 0,
+                    filled: r.filled,
+                    end: r.filled + hdr.len as usize,
                     target: r.target,
                     then: Then::Complete(r.req, r.error),
                 };
@@ -475,9 +481,26 @@ impl Engine {
         Ok(())
     }
 
-    /// A payload is complete: finish its receive or queue it as unexpected.
+    /// A payload is complete: finish its receive or queue it as unexpected. A piece of
+    /// a rendezvous payload that is not its last goes back to wait for the next one.
     fn finish_incoming(&self, st: &mut State, src: u32, inc: Incoming) {
         let hdr = inc.hdr;
+        if inc.end < hdr.len as usize {
+            let Then::Complete(req, error) = inc.then else {
+                unreachable!("only rendezvous payloads come in pieces");
+            };
+            st.rdv_recvs.insert(
+                (src, hdr.id),
+                RdvRecv {
+                    hdr,
+                    filled: inc.end,
+                    target: inc.target,
+                    req,
+                    error,
+                },
+            );
+            return;
+        }
         let status = RawStatus {
             src,
             tag: hdr.tag,

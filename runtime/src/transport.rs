@@ -209,6 +209,14 @@ mod tests {
 
     use crate::wait::tests::{bounded, world};
 
+    /// World communicators of `n` ranks in this process.
+    fn comms(n: usize) -> Vec<Communicator> {
+        world(n, Duration::from_micros(50))
+            .into_iter()
+            .map(Communicator::world)
+            .collect()
+    }
+
     /// The root of a linear scatter and gather at once: rank 0 sends every other rank a
     /// rendezvous-sized message and receives one from each in one `exchange`, rank 2's
     /// pair in more parts than the engine takes (the copying path); ranks 1 and 2 answer
@@ -216,10 +224,7 @@ mod tests {
     #[test]
     fn exchange_moves_every_message_into_its_parts() {
         bounded(60, || {
-            let comms: Vec<Communicator> = world(3, Duration::from_micros(50))
-                .into_iter()
-                .map(Communicator::world)
-                .collect();
+            let comms = comms(3);
             let big = |r: usize| -> Vec<u8> { (0..300_000).map(|i| (i * 7 + r) as u8).collect() };
             std::thread::scope(|s| {
                 let (root, others) = comms.split_first().expect("three ranks");
@@ -265,10 +270,7 @@ mod tests {
     #[test]
     fn exchange_reports_a_short_message() {
         bounded(60, || {
-            let comms: Vec<Communicator> = world(2, Duration::from_micros(50))
-                .into_iter()
-                .map(Communicator::world)
-                .collect();
+            let comms = comms(2);
             std::thread::scope(|s| {
                 let peer = &comms[1];
                 s.spawn(move || peer.send_parts(0, 5, &[&[1u8; 10]]).expect("send"));
