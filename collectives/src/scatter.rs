@@ -83,18 +83,9 @@ fn linear<C: PointToPoint + ?Sized>(
     }
     let send = root_data(w, send, blk * p)?;
     // Farthest first, so the ranks next to the root (which runs first when oversubscribed)
-    // are not served before the others have been started; all blocks are on their way
-    // before the root waits for any receiver.
-    let pieces: Vec<[&[u8]; 1]> = (1..p)
-        .rev()
-        .map(|d| (root + d) % p)
-        .map(|a| [&send[a * blk..(a + 1) * blk]])
-        .collect();
-    let blocks: Vec<(usize, &[&[u8]])> = ((1..p).rev().map(|d| (root + d) % p))
-        .zip(&pieces)
-        .map(|(a, piece)| (a, &piece[..]))
-        .collect();
-    w.put_all(&blocks)?;
+    // are not served before the others have been started.
+    let dests = (1..p).rev().map(|d| (root + d) % p);
+    w.put_each(dests, |a| &send[a * blk..(a + 1) * blk])?;
     recv.copy_from_slice(&send[root * blk..(root + 1) * blk]);
     Ok(())
 }

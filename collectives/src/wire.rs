@@ -293,26 +293,29 @@ impl<'a, C: PointToPoint + ?Sized> Ctx<'a, C> {
         Ok(self.check(src, &head)?)
     }
 
-    /// [`Ctx::put`] of one message to each of several ranks: `blocks` are (destination,
-    /// parts of the body), and every message is on its way before any is waited for (the
-    /// root of a linear scatter), each large one with its go-ahead coming back.
-    pub(crate) fn put_all(&self, blocks: &[(usize, &[&[u8]])]) -> Result<(), C::Error> {
-        let msgs: Vec<Vec<&[u8]>> = blocks
+    /// [`Ctx::put`] of `block(a)` to every rank `a` of `dests` (the root of a linear
+    /// scatter). Large blocks are all on their way before any is waited for, each with its
+    /// go-ahead coming back; small ones go eagerly anyway, and simply one after the other
+    /// (which allocates nothing).
+    pub(crate) fn put_each<'b>(
+        &self,
+        dests: impl Iterator<Item = usize> + Clone,
+        block: impl Fn(usize) -> &'b [u8],
+    ) -> Result<(), C::Error> {
+        if dests.clone().all(|a| block(a).len() <= SMALL) {
+            for a in dests {
+                self.put(a, &[block(a)])?;
+            }
+            return Ok(());
+        }
+        let msgs: Vec<(usize, [&[u8]; 2])> =
+            dests.map(|a| (a, [&self.head[..], block(a)])).collect();
+        let sends: Vec<(usize, Tag, &[&[u8]])> =
+            msgs.iter().map(|(a, m)| (*a, TAG, &m[..])).collect();
+        let guarded: Vec<usize> = msgs
             .iter()
-            .map(|(_, parts)| {
-                let mut all: Vec<&[u8]> = Vec::with_capacity(parts.len() + 1);
-                all.push(&self.head);
-                all.extend_from_slice(parts);
-                all
-            })
-            .collect();
-        let sends: Vec<(usize, Tag, &[&[u8]])> = (blocks.iter().zip(&msgs))
-            .map(|(&(dest, _), m)| (dest, TAG, &m[..]))
-            .collect();
-        let guarded: Vec<usize> = blocks
-            .iter()
-            .filter(|(_, parts)| parts.iter().map(|p| p.len()).sum::<usize>() >= GUARDED)
-            .map(|&(dest, _)| dest)
+            .filter(|(_, m)| m[1].len() >= GUARDED)
+            .map(|&(a, _)| a)
             .collect();
         let mut heads = vec![[0u8; HEADER_LEN]; guarded.len()];
         self.exchange_heads(&sends, &guarded, &mut heads)

@@ -41,7 +41,7 @@ use crate::error::{exit_code, LaunchError};
 use crate::host::{Host, HostEvent, HostLaunch, HostToken, LocalHost, OutputMode};
 use crate::output::{report, OutputSink, Terminal};
 use crate::poller::{Poller, READ};
-use crate::remote::{self, Agent, HostError, Preload, RemoteHost};
+use crate::remote::{self, HostError};
 use crate::signals::{self, Signals};
 use crate::wire::{Bytes, JobSpec, WireOutput};
 
@@ -88,19 +88,16 @@ pub fn run_with_sink(cli: &Cli, sink: Box<dyn OutputSink>) -> Result<i32, Launch
     let output = output_mode(cli, !local.is_empty())?;
 
     // The remote hosts: every proxy starts now, in parallel, and checks the program.
-    let mut remotes = Vec::with_capacity(remote.len());
+    let mut remotes = Vec::new();
     if !remote.is_empty() {
-        let agent = Agent::new(&cli.launch_agent(), cli.proxy_path().as_deref())?;
-        let preload = match (&local_program, cli.preload_binary) {
-            (Some(path), true) => Some(Preload::read(path)?),
-            _ => None,
-        };
-        let wdir = match &cli.wdir {
-            Some(d) => Some(absolute(d)),
-            None => std::env::current_dir().ok(),
-        };
-        for &h in &remote {
-            let spec = JobSpec {
+        let names: Vec<&str> = remote
+            .iter()
+            .map(|&h| alloc.hosts[h].name.as_str())
+            .collect();
+        let deadline = cli.timeout.map(|t| started + t);
+        let spec = |i: usize, shared: &remote::Shared| {
+            let h = remote[i];
+            JobSpec {
                 secret,
                 job_id: job_id.clone(),
                 host: alloc.hosts[h].name.clone(),
@@ -108,9 +105,9 @@ pub fn run_with_sink(cli: &Cli, sink: Box<dyn OutputSink>) -> Result<i32, Launch
                 ranks: ranks_of[h].clone(),
                 program: Bytes::os(arg0),
                 args: args.iter().map(|a| Bytes::os(a)).collect(),
-                env: remote::wire_env(&exports),
-                wdir: wdir.as_ref().map(|d| Bytes::os(d.as_os_str())),
-                wdir_explicit: cli.wdir.is_some(),
+                env: shared.env.clone(),
+                wdir: shared.wdir.clone(),
+                wdir_explicit: shared.wdir_explicit,
                 stdin_rank: (h == stdin_host).then_some(0),
                 output: match &output {
                     OutputMode::Forward => WireOutput::Forward,
@@ -119,21 +116,14 @@ pub fn run_with_sink(cli: &Cli, sink: Box<dyn OutputSink>) -> Result<i32, Launch
                     }
                 },
                 iface: cli.iface.clone(),
-                preload: preload.as_ref().map(Preload::spec),
+                preload: shared.preload.clone(),
                 array: None,
-            };
-            let host = &alloc.hosts[h].name;
-            remotes.push(RemoteHost::start(
-                host,
-                &agent,
-                &spec,
-                preload.as_ref(),
-                cli.verbose,
-            )?);
-        }
-        let deadline = cli.timeout.map(|t| started + t);
-        if let Some(code) = remote::prepare_all(&mut remotes, &signals, deadline)? {
-            return Ok(code);
+            }
+        };
+        let program = local_program.as_deref();
+        match remote::start_all(cli, &names, program, &exports, &signals, deadline, spec)? {
+            Ok(started) => remotes = started,
+            Err(code) => return Ok(code),
         }
     }
 

@@ -1292,6 +1292,63 @@ fn readable(fd: RawFd) -> bool {
     unsafe { libc::poll(&mut p, 1, 0) > 0 }
 }
 
+/// What every remote host's [`JobSpec`] of one job shares, worked out once.
+pub struct Shared {
+    /// `-x` exports, resolved on the launcher's side.
+    pub env: Vec<(Bytes, Bytes)>,
+    /// `--wdir` (absolute), or the launcher's own directory.
+    pub wdir: Option<Bytes>,
+    /// Whether the directory came from `--wdir`.
+    pub wdir_explicit: bool,
+    /// `--preload-binary`: what the proxies are told of the program's bytes.
+    pub preload: Option<PreloadSpec>,
+}
+
+/// Starts a proxy on each of `hosts`, all at once, each with the job `spec` builds for it
+/// (from its index in `hosts` and what all share), and waits until every one has checked
+/// the program ([`prepare_all`]). `Ok(Err(code))`: a signal or `--timeout` ended the job
+/// meanwhile. `local_program` is the program as found here, read for
+/// `--preload-binary`.
+pub fn start_all(
+    cli: &crate::cli::Cli,
+    hosts: &[&str],
+    local_program: Option<&Path>,
+    exports: &[(OsString, OsString)],
+    signals: &Signals,
+    deadline: Option<Instant>,
+    spec: impl Fn(usize, &Shared) -> JobSpec,
+) -> Result<Result<Vec<RemoteHost>, i32>, crate::error::LaunchError> {
+    let agent = Agent::new(&cli.launch_agent(), cli.proxy_path().as_deref())?;
+    let preload = match (local_program, cli.preload_binary) {
+        (Some(path), true) => Some(Preload::read(path)?),
+        _ => None,
+    };
+    let shared = Shared {
+        env: wire_env(exports),
+        wdir: match &cli.wdir {
+            Some(d) => Some(crate::job::absolute(d)),
+            None => std::env::current_dir().ok(),
+        }
+        .map(|d| Bytes::os(d.as_os_str())),
+        wdir_explicit: cli.wdir.is_some(),
+        preload: preload.as_ref().map(Preload::spec),
+    };
+    let mut remotes = Vec::with_capacity(hosts.len());
+    for (i, host) in hosts.iter().enumerate() {
+        remotes.push(RemoteHost::start(
+            host,
+            &agent,
+            &spec(i, &shared),
+            preload.as_ref(),
+            cli.verbose,
+        )?);
+    }
+    Ok(match prepare_all(&mut remotes, signals, deadline)? {
+        Some(code) => Err(code),
+        None => Ok(remotes),
+    })
+}
+
 /// Waits until every host is prepared (or one cannot be). On a signal or `--timeout`
 /// meanwhile, reports it and returns `Ok(Some(exit code))`. Failures of all hosts are
 /// reported, in host order; the last is returned.

@@ -40,7 +40,7 @@ use crate::error::{exit_code, LaunchError};
 use crate::host::{Host, HostEvent, HostToken};
 use crate::output::{report, OutputSink, Stream};
 use crate::poller::{Poller, READ};
-use crate::remote::{self, Agent, Preload, RemoteHost};
+use crate::remote::{self, RemoteHost};
 use crate::signals::{self, Signals};
 use crate::wire::{Bytes, JobSpec, WireOutput};
 
@@ -99,19 +99,16 @@ pub fn run(cli: &Cli) -> Result<i32, ArrayError> {
     };
 
     // Every remote host's proxy starts now, in parallel, and checks the program.
-    let mut remotes = Vec::with_capacity(remote.len());
+    let mut remotes = Vec::new();
     if !remote.is_empty() {
-        let agent = Agent::new(&cli.launch_agent(), cli.proxy_path().as_deref())?;
-        let preload = match (&local_program, cli.preload_binary) {
-            (Some(path), true) => Some(Preload::read(path)?),
-            _ => None,
-        };
-        let wdir = match &cli.wdir {
-            Some(d) => Some(crate::job::absolute(d)),
-            None => std::env::current_dir().ok(),
-        };
-        for &h in &remote {
-            let spec = JobSpec {
+        let names: Vec<&str> = remote
+            .iter()
+            .map(|&h| alloc.hosts[h].name.as_str())
+            .collect();
+        let deadline = cli.timeout.map(|t| started + t);
+        let spec = |i: usize, shared: &remote::Shared| {
+            let h = remote[i];
+            JobSpec {
                 secret,
                 job_id: job_id.clone(),
                 host: alloc.hosts[h].name.clone(),
@@ -119,28 +116,22 @@ pub fn run(cli: &Cli) -> Result<i32, ArrayError> {
                 ranks: Vec::new(),
                 program: Bytes::os(arg0),
                 args: Vec::new(),
-                env: remote::wire_env(&exports),
-                wdir: wdir.as_ref().map(|d| Bytes::os(d.as_os_str())),
-                wdir_explicit: cli.wdir.is_some(),
+                env: shared.env.clone(),
+                wdir: shared.wdir.clone(),
+                wdir_explicit: shared.wdir_explicit,
                 stdin_rank: None,
                 output: WireOutput::Forward,
                 iface: None,
-                preload: preload.as_ref().map(Preload::spec),
+                preload: shared.preload.clone(),
                 array: Some(ArraySpec {
                     slots: slots[h] as u32,
                 }),
-            };
-            remotes.push(RemoteHost::start(
-                &alloc.hosts[h].name,
-                &agent,
-                &spec,
-                preload.as_ref(),
-                cli.verbose,
-            )?);
-        }
-        let deadline = cli.timeout.map(|t| started + t);
-        if let Some(code) = remote::prepare_all(&mut remotes, &signals, deadline)? {
-            return Ok(code);
+            }
+        };
+        let program = local_program.as_deref();
+        match remote::start_all(cli, &names, program, &exports, &signals, deadline, spec)? {
+            Ok(started) => remotes = started,
+            Err(code) => return Ok(code),
         }
         for r in &mut remotes {
             r.start_ranks();
