@@ -90,11 +90,6 @@ pub fn run_with_sink(cli: &Cli, sink: Box<dyn OutputSink>) -> Result<i32, Launch
     // The remote hosts: every proxy starts now, in parallel, and checks the program.
     let mut remotes = Vec::new();
     if !remote.is_empty() {
-        let names: Vec<&str> = remote
-            .iter()
-            .map(|&h| alloc.hosts[h].name.as_str())
-            .collect();
-        let deadline = cli.timeout.map(|t| started + t);
         let spec = |i: usize, shared: &remote::Shared| {
             let h = remote[i];
             JobSpec {
@@ -121,7 +116,8 @@ pub fn run_with_sink(cli: &Cli, sink: Box<dyn OutputSink>) -> Result<i32, Launch
             }
         };
         let program = local_program.as_deref();
-        match remote::start_all(cli, &names, program, &exports, &signals, deadline, spec)? {
+        let names = remote.iter().map(|&h| alloc.hosts[h].name.as_str());
+        match remote::start_all(cli, names, program, &exports, (&signals, started), spec)? {
             Ok(started) => remotes = started,
             Err(code) => return Ok(code),
         }

@@ -1306,16 +1306,15 @@ pub struct Shared {
 
 /// Starts a proxy on each of `hosts`, all at once, each with the job `spec` builds for it
 /// (from its index in `hosts` and what all share), and waits until every one has checked
-/// the program ([`prepare_all`]). `Ok(Err(code))`: a signal or `--timeout` ended the job
-/// meanwhile. `local_program` is the program as found here, read for
-/// `--preload-binary`.
-pub fn start_all(
+/// the program ([`prepare_all`]). `Ok(Err(code))`: a signal or `--timeout` (counted from
+/// `started`) ended the job meanwhile. `local_program` is the program as found here, read
+/// for `--preload-binary`.
+pub fn start_all<'a>(
     cli: &crate::cli::Cli,
-    hosts: &[&str],
+    hosts: impl Iterator<Item = &'a str>,
     local_program: Option<&Path>,
     exports: &[(OsString, OsString)],
-    signals: &Signals,
-    deadline: Option<Instant>,
+    (signals, started): (&Signals, Instant),
     spec: impl Fn(usize, &Shared) -> JobSpec,
 ) -> Result<Result<Vec<RemoteHost>, i32>, crate::error::LaunchError> {
     let agent = Agent::new(&cli.launch_agent(), cli.proxy_path().as_deref())?;
@@ -1333,8 +1332,8 @@ pub fn start_all(
         wdir_explicit: cli.wdir.is_some(),
         preload: preload.as_ref().map(Preload::spec),
     };
-    let mut remotes = Vec::with_capacity(hosts.len());
-    for (i, host) in hosts.iter().enumerate() {
+    let mut remotes = Vec::new();
+    for (i, host) in hosts.enumerate() {
         remotes.push(RemoteHost::start(
             host,
             &agent,
@@ -1343,6 +1342,7 @@ pub fn start_all(
             cli.verbose,
         )?);
     }
+    let deadline = cli.timeout.map(|t| started + t);
     Ok(match prepare_all(&mut remotes, signals, deadline)? {
         Some(code) => Err(code),
         None => Ok(remotes),

@@ -101,11 +101,6 @@ pub fn run(cli: &Cli) -> Result<i32, ArrayError> {
     // Every remote host's proxy starts now, in parallel, and checks the program.
     let mut remotes = Vec::new();
     if !remote.is_empty() {
-        let names: Vec<&str> = remote
-            .iter()
-            .map(|&h| alloc.hosts[h].name.as_str())
-            .collect();
-        let deadline = cli.timeout.map(|t| started + t);
         let spec = |i: usize, shared: &remote::Shared| {
             let h = remote[i];
             JobSpec {
@@ -129,7 +124,8 @@ pub fn run(cli: &Cli) -> Result<i32, ArrayError> {
             }
         };
         let program = local_program.as_deref();
-        match remote::start_all(cli, &names, program, &exports, &signals, deadline, spec)? {
+        let names = remote.iter().map(|&h| alloc.hosts[h].name.as_str());
+        match remote::start_all(cli, names, program, &exports, (&signals, started), spec)? {
             Ok(started) => remotes = started,
             Err(code) => return Ok(code),
         }
