@@ -24,7 +24,7 @@
 //! | variable | names | one host | across hosts |
 //! |---|---|---|---|
 //! | `PIRUN_BCAST_ALGORITHM` | `binomial`, `scatter_allgather`, `pipeline` | `binomial` | `binomial` below 12 KiB; `pipeline` once the message has more segments than `(p - 2) / (log2 p - 1)` (p ≥ 3: 3 on 4 ranks, 4 on 8, 7 on 16); else `binomial` below 8 ranks, `scatter_allgather` from 8 |
-//! | `PIRUN_REDUCE_ALGORITHM` | `binomial`, `rabenseifner`, `linear` | `binomial`; crowded: `linear` below 8 KiB, and up to 64 KiB from 8 ranks | `binomial` up to 2 KiB (or fewer elements than the power of two below `p`) and above 512 KiB, else `rabenseifner` |
+//! | `PIRUN_REDUCE_ALGORITHM` | `binomial`, `rabenseifner`, `linear` | `binomial`; crowded: `linear` below 8 KiB | `binomial` up to 2 KiB (or fewer elements than the power of two below `p`) and above 512 KiB, else `rabenseifner` |
 //! | `PIRUN_ALLREDUCE_ALGORITHM` | `recursive_doubling`, `rabenseifner`, `ring`, `reduce_bcast` | below 64 KiB `recursive_doubling`, else `rabenseifner`; crowded: below 8 KiB `recursive_doubling`, else `reduce_bcast` | up to 2 KiB (or few elements) `recursive_doubling`; from 256 KiB `ring` (commutative ops); else `rabenseifner` |
 //! | `PIRUN_GATHER_ALGORITHM` (gather only) | `binomial`, `linear` | `linear` | `linear` |
 //! | `PIRUN_SCATTER_ALGORITHM` (scatter only) | `binomial`, `linear` | `linear`; crowded: `binomial` below 4 KiB blocks | `binomial` below 64 KiB blocks, else `linear` |
@@ -79,8 +79,9 @@
 //!   305 vs 447; 512 KiB 262 vs 328, 716 vs 729), and at 1 MiB the all-at-once root beat
 //!   the one-at-a-time one (8 ranks: gather 1186 vs 1460, scatter 1243 vs 1566).
 //! - reduce on a crowded host: `linear` below 8 KiB (8 B on 8 ranks: 13.2 vs 20.3 µs, 1 KiB:
-//!   8.9 vs 21.8; on 4 ranks 6.1 vs 7.9 and 7.0 vs 9.3) and up to 64 KiB from 8 ranks (153
-//!   vs 173); `binomial` at 8 and 64 KiB on 4 ranks (13.9 vs 7.5, 49 vs 34). Each level of
+//!   8.9 vs 21.8; on 4 ranks 6.1 vs 7.9 and 7.0 vs 9.3; in 1000-call runs 2.8 vs 5.6 and
+//!   3.1 vs 5.2 on 4 ranks, 9.0 vs 11.9 and 11.0 vs 13.4 on 8), `binomial` from 8 KiB (8 KiB:
+//!   12.7 vs 12.8 and 30.0 vs 31.2; 64 KiB 57.9 vs 87.7 and 194 vs 205). Each level of
 //!   a tree waits for a rank the scheduler has to run; a linear root folds what every rank
 //!   sent eagerly.
 //!
@@ -432,7 +433,7 @@ pub fn reduce(count: usize, bytes: usize, size: usize) -> ReduceAlgorithm {
 pub fn reduce_on(count: usize, bytes: usize, size: usize, placement: Placement) -> ReduceAlgorithm {
     use ReduceAlgorithm::*;
     ReduceAlgorithm::from_env().unwrap_or(match placement {
-        Placement::Crowded if bytes < 8 * 1024 || (size >= 8 && bytes <= 64 * 1024) => Linear,
+        Placement::Crowded if bytes < 8 * 1024 => Linear,
         Placement::OneHost | Placement::Crowded => Binomial,
         Placement::Hosts if few(count, bytes, size) || bytes > 512 * 1024 => Binomial,
         Placement::Hosts => Rabenseifner,
