@@ -18,11 +18,11 @@ pub(crate) const HEADER_LEN: usize = 20;
 const SMALL: usize = 8192;
 
 /// Bodies from this many bytes on travel with a go-ahead from the receiver, see
-/// [`Ctx::put`]. Messages above the transport's eager limit (64 KiB by default) need it to
+/// [`Ctx::put`]. Messages above the transport's eager limit (128 KiB by default) need it to
 /// fail rather than hang when calls do not match, but below 512 KiB its extra message
-/// cost 10–40 % (64 KiB gather, bcast, reduce and scatter on 2 to 8 ranks, loopback),
-/// against 0–4 % at 1 MiB; so mismatched rooted calls of 64 to 512 KiB may wait forever,
-/// as they do under MPI.
+/// cost 10–40 % (64 KiB gather, bcast, reduce and scatter on 2 to 8 ranks, loopback,
+/// measured when 64 KiB went by rendezvous), against 0–4 % at 1 MiB; so mismatched rooted
+/// calls of 128 to 512 KiB may wait forever, as they do under MPI.
 const GUARDED: usize = 512 * 1024;
 
 /// Root field value of calls that have no root.
