@@ -57,6 +57,12 @@ pub struct Cli {
     #[arg(long)]
     pub oversubscribe: bool,
 
+    /// When each rank binds itself to a core (at pirun::init): `auto` when its host runs
+    /// more ranks than it has cores (contiguous blocks of ranks per core), `core` always,
+    /// `none` never. Sets PIRUN_BIND for the ranks.
+    #[arg(long, value_name = "WHEN", value_parser = ["auto", "core", "none"])]
+    pub bind_to: Option<String>,
+
     /// Prefix every line of output with `[RANK] `.
     #[arg(long)]
     pub tag_output: bool,
@@ -188,6 +194,7 @@ pub struct Cli {
 pub(crate) const VALUE_OPTIONS: &[&str] = &[
     "-n",
     "--np",
+    "--bind-to",
     "-x",
     "--output-dir",
     "--timeout",
@@ -244,7 +251,10 @@ impl Cli {
     /// The `-x` exports resolved to name/value pairs. `-x VAR` takes pirun's own value;
     /// if pirun has none, the variable is skipped with a warning on stderr.
     pub fn exports(&self) -> Result<Vec<(OsString, OsString)>, LaunchError> {
-        let mut out = Vec::with_capacity(self.export.len());
+        let mut out = Vec::with_capacity(self.export.len() + 1);
+        if let Some(when) = &self.bind_to {
+            out.push(("PIRUN_BIND".into(), when.into()));
+        }
         for spec in &self.export {
             match parse_export(spec)? {
                 (name, Some(value)) => out.push((name, value)),
@@ -409,10 +419,15 @@ mod tests {
             "/tmp",
             "--grace",
             "0.25",
+            "--bind-to",
+            "none",
             "-v",
             "prog",
         ]);
         assert!(cli.oversubscribe && cli.tag_output && cli.verbose);
+        assert_eq!(cli.bind_to.as_deref(), Some("none"));
+        let exported = cli.exports().expect("exports resolve");
+        assert_eq!(exported[0], ("PIRUN_BIND".into(), "none".into()));
         assert_eq!(cli.output_dir, Some(PathBuf::from("out")));
         assert_eq!(cli.timeout, Some(Duration::from_millis(1500)));
         assert_eq!(cli.grace, Duration::from_millis(250));

@@ -10,6 +10,7 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use common::{assert_ok, scenario, stderr, Running, SCENARIO};
+use pirun::prelude::*;
 use pirun::{Error, ANY_SOURCE, ANY_TAG};
 
 #[test]
@@ -101,6 +102,66 @@ fn payloads_in_pieces_cross_both_ways_and_keep_their_order() {
                 let (v, _) = w.recv::<u64>(peer, 2)?;
                 assert_eq!(v, vec![round as u64; 3]);
                 pirun::wait_all(vec![big, small])?;
+            }
+            Ok(())
+        },
+    );
+    assert_ok(&out);
+}
+
+/// The CPUs the calling thread may run on (pirun::init binds the thread that calls it).
+fn cpus_allowed() -> String {
+    let status =
+        std::fs::read_to_string("/proc/thread-self/status").expect("read /proc/thread-self/status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .expect("Cpus_allowed_list in /proc/thread-self/status")
+        .trim()
+        .to_string()
+}
+
+/// Every rank's CPU set, gathered on rank 0.
+fn cpu_sets(w: &pirun::Communicator) -> pirun::Result<Option<Vec<String>>> {
+    w.gather_value(0, &cpus_allowed())
+}
+
+#[test]
+fn ranks_that_outnumber_the_cores_bind_to_them_in_contiguous_blocks() {
+    let out = scenario(
+        "ranks_that_outnumber_the_cores_bind_to_them_in_contiguous_blocks",
+        6,
+        |w| {
+            let usable = std::thread::available_parallelism().map_or(1, |n| n.get());
+            if let Some(all) = cpu_sets(w)?.filter(|_| usable < 6) {
+                let cpus: Vec<u32> = all
+                    .iter()
+                    .map(|c| {
+                        c.parse()
+                            .unwrap_or_else(|_| panic!("one CPU per rank: {all:?}"))
+                    })
+                    .collect();
+                let mut sorted = cpus.clone();
+                sorted.sort_unstable();
+                assert_eq!(cpus, sorted, "neighbouring ranks share a CPU: {all:?}");
+                assert!(cpus[0] != cpus[5], "the ranks are spread: {all:?}");
+            }
+            Ok(())
+        },
+    );
+    assert_ok(&out);
+}
+
+#[test]
+fn bind_to_none_leaves_the_ranks_unbound() {
+    let out = common::scenario_with(
+        "bind_to_none_leaves_the_ranks_unbound",
+        6,
+        &["--bind-to", "none"],
+        |w| {
+            if let Some(all) = cpu_sets(w)? {
+                let mine = cpus_allowed();
+                assert!(all.iter().all(|c| *c == mine), "nobody bound: {all:?}");
             }
             Ok(())
         },

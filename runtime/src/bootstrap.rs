@@ -52,6 +52,8 @@ pub fn init() -> Result<Communicator> {
         )));
     }
     let local_size: usize = env_opt(contract::ENV_LOCAL_SIZE)?.unwrap_or(1);
+    let local_rank: usize = env_opt(contract::ENV_LOCAL_RANK)?.unwrap_or(0);
+    crate::binding::bind_self(crate::binding::Bind::from_env(), local_rank, local_size);
     let cores: usize = env_opt(contract::ENV_HOST_CORES)?.unwrap_or_else(available_cores);
     let bind_ip: IpAddr =
         env_opt(contract::ENV_BIND_ADDR)?.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));

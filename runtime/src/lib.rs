@@ -19,6 +19,7 @@
 //! }
 //! ```
 
+mod binding;
 mod bootstrap;
 mod buf;
 mod comm;
