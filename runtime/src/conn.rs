@@ -141,7 +141,7 @@ pub(crate) struct TxItem {
     urgent: bool,
     /// For a payload in pieces: the data header (its `len` rewritten per piece), the
     /// longest piece, and the body bytes sent in earlier pieces.
-    pieces: Option<Pieces>,
+    pieces: Option<Box<Pieces>>,
 }
 
 /// How a rendezvous payload is cut into frames ([`TxItem::pieces`]).
@@ -182,7 +182,7 @@ impl TxItem {
         let mut first = hdr;
         first.len = max as u64;
         TxItem {
-            pieces: Some(Pieces { hdr, max, base: 0 }),
+            pieces: Some(Box::new(Pieces { hdr, max, base: 0 })),
             ..TxItem::new(first, body, done)
         }
     }
@@ -207,12 +207,12 @@ impl TxItem {
 
     /// Bytes still to write, headers of later pieces included.
     fn remaining(&self) -> usize {
-        let later = self.body.len() - self.base() - self.piece_len();
-        let headers = self
-            .pieces
-            .as_ref()
-            .map_or(0, |p| later.div_ceil(p.max) * HEADER_LEN);
-        self.total() - self.off + later + headers
+        let Some(p) = &self.pieces else {
+            return HEADER_LEN + self.body.len() - self.off;
+        };
+        let piece = self.piece_len();
+        let later = self.body.len() - p.base - piece;
+        HEADER_LEN + piece - self.off + later + later.div_ceil(p.max) * HEADER_LEN
     }
 
     /// After the current frame is written: moves on to the next piece, if there is one.
