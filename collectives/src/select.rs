@@ -49,7 +49,11 @@
 //! 5–11) throughout, so single figures vary by ±30 %; the choices follow differences that
 //! held in every sweep.
 //!
-//! *One host* (loopback TCP, 2 cores; 4 and 8 ranks are crowded):
+//! *One host* (loopback TCP, 2 cores; 4 and 8 ranks are crowded). Most crowded figures
+//! below were taken with the ranks unbound; since ranks that outnumber the cores bind to
+//! them (`runtime/src/binding.rs`) the choices were checked again bound: linear and
+//! binomial reduce below 8 KiB are equal within noise (8 B on 4 ranks 4.4 vs 4.4 µs), and
+//! binomial scatter of small blocks still wins (8 B on 8 ranks 8.9 vs 16.8 µs):
 //!
 //! - reduce: `binomial` beat `rabenseifner` at every size and rank count (1 MiB: 256 vs
 //!   329 µs at 2 ranks, 867 vs 1223 at 4, 2113 vs 4567 at 8; 64 KiB at 8 ranks: 237 vs
