@@ -19,6 +19,8 @@
 //! one operation: `cargo bench -p pirun-benches --bench collectives_local -- allreduce`;
 //! one communicator size of it: `... -- 'allreduce/p4/'`.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
@@ -160,17 +162,9 @@ fn alltoall(c: &mut Criterion) {
     g.finish();
 }
 
-fn config() -> Criterion {
-    Criterion::default()
-        .warm_up_time(Duration::from_millis(300))
-        .measurement_time(Duration::from_millis(1000))
-        .sample_size(10)
-        .nresamples(10_000)
-}
-
 criterion_group! {
     name = benches;
-    config = config();
+    config = common::config(10, 1000);
     targets = allreduce, bcast, barrier, gather, alltoall
 }
 criterion_main!(benches);

@@ -12,8 +12,9 @@
 //! Run: `cargo bench -p pirun-benches --bench frame` (about 15 s);
 //! one group: `cargo bench -p pirun-benches --bench frame -- decode`.
 
+mod common;
+
 use std::hint::black_box;
-use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use pirun::frame::{Header, Kind, Limits, EAGER_HARD_MAX, FLAG_SERDE, HEADER_LEN};
@@ -142,13 +143,5 @@ fn decode(c: &mut Criterion) {
     g.finish();
 }
 
-fn config() -> Criterion {
-    Criterion::default()
-        .warm_up_time(Duration::from_millis(300))
-        .measurement_time(Duration::from_millis(1000))
-        .sample_size(20)
-        .nresamples(10_000)
-}
-
-criterion_group! { name = benches; config = config(); targets = encode, decode }
+criterion_group! { name = benches; config = common::config(20, 1000); targets = encode, decode }
 criterion_main!(benches);

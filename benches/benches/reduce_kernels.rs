@@ -19,8 +19,9 @@
 //! one kernel: `cargo bench -p pirun-benches --bench reduce_kernels -- sum_f64`;
 //! the kernel and its baselines: `... -- 'sum_f64|baseline'`; all sums: `... -- sum`.
 
+mod common;
+
 use std::hint::black_box;
-use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use pirun_collectives::op::{
@@ -124,13 +125,5 @@ fn others(c: &mut Criterion) {
     kernel(c, "land_i32", i32s, |acc, hi| fold_hi(&LogicalAnd, acc, hi));
 }
 
-fn config() -> Criterion {
-    Criterion::default()
-        .warm_up_time(Duration::from_millis(300))
-        .measurement_time(Duration::from_millis(600))
-        .sample_size(20)
-        .nresamples(10_000)
-}
-
-criterion_group! { name = benches; config = config(); targets = baselines, sums, others }
+criterion_group! { name = benches; config = common::config(20, 600); targets = baselines, sums, others }
 criterion_main!(benches);

@@ -25,8 +25,9 @@
 //! one element type: `cargo bench -p pirun-benches --bench serialize -- f64/`;
 //! one path: `... -- postcard_decode`.
 
+mod common;
+
 use std::hint::black_box;
-use std::time::Duration;
 
 use bytemuck::{Pod, Zeroable};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
@@ -126,13 +127,5 @@ fn type_signature(c: &mut Criterion) {
     g.finish();
 }
 
-fn config() -> Criterion {
-    Criterion::default()
-        .warm_up_time(Duration::from_millis(300))
-        .measurement_time(Duration::from_millis(500))
-        .sample_size(20)
-        .nresamples(10_000)
-}
-
-criterion_group! { name = benches; config = config(); targets = serde_vs_pod, type_signature }
+criterion_group! { name = benches; config = common::config(20, 500); targets = serde_vs_pod, type_signature }
 criterion_main!(benches);
