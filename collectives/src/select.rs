@@ -392,34 +392,24 @@ fn pipeline_pays(bytes: usize, size: usize) -> bool {
 /// The gather algorithm for blocks of `block` bytes on `size` ranks placed as `placement`
 /// says.
 pub fn gather_on(block: usize, size: usize, placement: Placement) -> GatherAlgorithm {
-    let _ = size;
-    GatherAlgorithm::from_env().unwrap_or(if tree_for(block, placement, 0..0) {
-        GatherAlgorithm::Binomial
-    } else {
-        GatherAlgorithm::Linear
-    })
+    // Linear everywhere: the root receives every block either way, every receive is
+    // posted at once (`Ctx::take_all`), and a tree only adds hops and copies. The
+    // parameters keep the signature of the other selectors.
+    let _ = (block, size, placement);
+    GatherAlgorithm::from_env().unwrap_or(GatherAlgorithm::Linear)
 }
 
 /// The scatter algorithm for blocks of `block` bytes on `size` ranks placed as `placement`
-/// says.
+/// says: a binomial tree for small blocks on a crowded host (the root's sends are the
+/// bottleneck of back-to-back calls; a tree shares them) and below 64 KiB across hosts,
+/// else linear (every block on its way at once, `Ctx::put_each`).
 pub fn scatter_on(block: usize, size: usize, placement: Placement) -> ScatterAlgorithm {
     let _ = size;
     ScatterAlgorithm::from_env().unwrap_or(match placement {
-        // The root's sends are the bottleneck of back-to-back calls; a tree shares them.
         Placement::Crowded if block < 4 * 1024 => ScatterAlgorithm::Binomial,
-        _ if tree_for(block, placement, 0..64 * 1024) => ScatterAlgorithm::Binomial,
+        Placement::Hosts if block < 64 * 1024 => ScatterAlgorithm::Binomial,
         _ => ScatterAlgorithm::Linear,
     })
-}
-
-/// Whether a rooted gather or scatter of `block`-byte blocks goes through a binomial tree:
-/// across hosts for blocks in `across_hosts`, never on one host (the linear root has every
-/// block on its way at once, [`crate::PointToPoint::exchange`], and moves each byte once).
-fn tree_for(block: usize, placement: Placement, across_hosts: std::ops::Range<usize>) -> bool {
-    match placement {
-        Placement::OneHost | Placement::Crowded => false,
-        Placement::Hosts => across_hosts.contains(&block),
-    }
 }
 
 fn few(count: usize, bytes: usize, size: usize) -> bool {

@@ -318,7 +318,14 @@ impl<'a, C: PointToPoint + ?Sized> Ctx<'a, C> {
             .map(|&(a, _)| a)
             .collect();
         let mut heads = vec![[0u8; HEADER_LEN]; guarded.len()];
-        self.exchange_heads(&sends, &guarded, &mut heads)
+        let mut slots: Vec<[&mut [u8]; 1]> = heads.iter_mut().map(|h| [&mut h[..]]).collect();
+        let mut recvs: Vec<(usize, Tag, &mut [&mut [u8]])> = (guarded.iter().zip(&mut slots))
+            .map(|(&src, s)| (src, TAG, &mut s[..]))
+            .collect();
+        self.comm.exchange(&sends, &mut recvs)?;
+        drop(recvs);
+        drop(slots);
+        self.check_all(guarded.into_iter().zip(&heads))
     }
 
     /// [`Ctx::take`] of one message from each of several ranks: `blocks` are (source,
@@ -350,28 +357,15 @@ impl<'a, C: PointToPoint + ?Sized> Ctx<'a, C> {
         self.comm.exchange(&sends, &mut recvs)?;
         drop(recvs);
         drop(parts);
-        for (src, head) in srcs.into_iter().zip(&heads) {
-            self.check(src, head)?;
-        }
-        Ok(())
+        self.check_all(srcs.into_iter().zip(&heads))
     }
 
-    /// Runs `sends` while receiving a bare header from each rank of `from` into `heads`,
-    /// then checks them.
-    fn exchange_heads(
+    /// Checks the header each rank sent, as [`Ctx::take`] does for one.
+    fn check_all<'h>(
         &self,
-        sends: &[(usize, Tag, &[&[u8]])],
-        from: &[usize],
-        heads: &mut [[u8; HEADER_LEN]],
+        heads: impl Iterator<Item = (usize, &'h [u8; HEADER_LEN])>,
     ) -> Result<(), C::Error> {
-        let mut slots: Vec<[&mut [u8]; 1]> = heads.iter_mut().map(|h| [&mut h[..]]).collect();
-        let mut recvs: Vec<(usize, Tag, &mut [&mut [u8]])> = (from.iter().zip(&mut slots))
-            .map(|(&src, s)| (src, TAG, &mut s[..]))
-            .collect();
-        self.comm.exchange(sends, &mut recvs)?;
-        drop(recvs);
-        drop(slots);
-        for (&src, head) in from.iter().zip(heads.iter()) {
+        for (src, head) in heads {
             self.check(src, head)?;
         }
         Ok(())
