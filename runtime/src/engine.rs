@@ -245,6 +245,11 @@ impl Engine {
             .unwrap_or("?")
     }
 
+    /// Whether world rank `rank` runs on another host than this rank.
+    pub fn elsewhere(&self, rank: u32) -> bool {
+        self.host(rank) != self.host(self.rank)
+    }
+
     /// Blocking send of `data` to world rank `dest`.
     pub fn send(&self, dest: u32, ctx: u32, tag: i32, ty: TypeInfo, data: &[u8]) -> Result<()> {
         let parts = RawParts::from_slices(&[data]).expect("one part fits");

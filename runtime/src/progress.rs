@@ -404,7 +404,7 @@ impl Engine {
     fn opened(&self, st: &mut State, ci: usize, c: &mut Conn) {
         if let Some(p) = c.peer {
             st.peers[p as usize].rx_conn.get_or_insert(ci);
-            if self.host(p) != self.host(st.me) && st.cfg.unsent_limit > 0 {
+            if self.elsewhere(p) && st.cfg.unsent_limit > 0 {
                 // Best effort: without it a clear-to-send may wait behind megabytes.
                 let _ = crate::conn::limit_unsent(&c.sock, st.cfg.unsent_limit);
             }
@@ -441,10 +441,10 @@ impl Engine {
                     })?;
                 let mut data = send.hdr;
                 data.kind = Kind::Data;
-                let piece = if self.host(src) == self.host(st.me) {
-                    st.cfg.data_piece_local
-                } else {
+                let piece = if self.elsewhere(src) {
                     st.cfg.data_piece
+                } else {
+                    st.cfg.data_piece_local
                 };
                 st.outbox
                     .push((src, TxItem::pieces(data, send.body, Some(send.req), piece)));
