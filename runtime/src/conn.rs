@@ -668,6 +668,10 @@ mod tests {
         let l = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
         let out = TcpStream::connect(l.local_addr().expect("bound")).expect("connect");
         let (theirs, _) = l.accept().expect("accept");
+        // A frame that never comes fails the test instead of hanging it.
+        theirs
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("read timeout");
         out.set_nonblocking(true).expect("non-blocking");
         (Conn::new(out, Some(1), Phase::Open, None), theirs)
     }
