@@ -6,6 +6,13 @@
 //! Because each sender's messages are handed over in the order they arrived on one
 //! connection, two messages from one sender with one tag are never overtaken (MPI's
 //! ordering rule). Any-source and any-tag receives are filters set to `None`.
+//!
+//! Unexpected messages are queued per sender and stamped with their arrival order, so a
+//! receive naming its source looks only at that sender's messages (and usually takes the
+//! first), while an any-source receive still takes the earliest arrival over all senders.
+//! One queue for all senders made a root that gathers from its peers in rank order scan
+//! and shift past everything the later ranks had sent ahead: with 50 back-to-back 1 KiB
+//! gathers on 4 ranks, 25 % of the root's time went to that scan and its `memmove`.
 
 use std::collections::VecDeque;
 
@@ -74,7 +81,35 @@ impl Unexpected {
 #[derive(Default)]
 struct Queues {
     posted: VecDeque<Posted>,
-    unexpected: VecDeque<Unexpected>,
+    /// Unexpected messages by world rank of the sender, each queue in arrival order.
+    unexpected: IdMap<u32, VecDeque<Stamped>>,
+    /// Arrival stamp of the next unexpected message.
+    next_seq: u64,
+}
+
+/// An unexpected message and its place in the context's arrival order.
+struct Stamped {
+    seq: u64,
+    msg: Unexpected,
+}
+
+impl Queues {
+    /// Sender and index in its queue of the earliest unexpected message the filters accept.
+    fn find_unexpected(&self, src: Option<u32>, tag: Option<i32>) -> Option<(u32, usize)> {
+        let first = |q: &VecDeque<Stamped>| {
+            q.iter()
+                .position(|u| tag.is_none_or(|t| t == u.msg.hdr().tag))
+        };
+        match src {
+            Some(s) => Some((s, first(self.unexpected.get(&s)?)?)),
+            None => self
+                .unexpected
+                .iter()
+                .filter_map(|(&s, q)| first(q).map(|i| (q[i].seq, s, i)))
+                .min()
+                .map(|(_, s, i)| (s, i)),
+        }
+    }
 }
 
 /// The matching state of every context.
@@ -99,8 +134,9 @@ impl Matcher {
         tag: Option<i32>,
     ) -> Option<Unexpected> {
         let q = self.ctxs.get_mut(&ctx)?;
-        let i = q.unexpected.iter().position(|u| filter(u, src, tag))?;
-        q.unexpected.remove(i)
+        let (s, i) = q.find_unexpected(src, tag)?;
+        let from = q.unexpected.get_mut(&s)?;
+        from.remove(i).map(|u| u.msg)
     }
 
     /// The earliest unexpected message accepted by the filters, left in place (probe).
@@ -110,19 +146,21 @@ impl Matcher {
         src: Option<u32>,
         tag: Option<i32>,
     ) -> Option<&Unexpected> {
-        self.ctxs
-            .get(&ctx)?
-            .unexpected
-            .iter()
-            .find(|u| filter(u, src, tag))
+        let q = self.ctxs.get(&ctx)?;
+        let (s, i) = q.find_unexpected(src, tag)?;
+        Some(&q.unexpected[&s][i].msg)
     }
 
     pub fn push_posted(&mut self, ctx: u32, p: Posted) {
         self.ctxs.entry(ctx).or_default().posted.push_back(p);
     }
 
-    pub fn push_unexpected(&mut self, ctx: u32, u: Unexpected) {
-        self.ctxs.entry(ctx).or_default().unexpected.push_back(u);
+    pub fn push_unexpected(&mut self, ctx: u32, msg: Unexpected) {
+        let q = self.ctxs.entry(ctx).or_default();
+        let seq = q.next_seq;
+        q.next_seq += 1;
+        let from = q.unexpected.entry(msg.src()).or_default();
+        from.push_back(Stamped { seq, msg });
     }
 
     /// Removes the posted receive of `req`, if it is still waiting.
@@ -156,14 +194,11 @@ impl Matcher {
     /// longer come).
     pub fn forget_rts_from(&mut self, src: u32) {
         for q in self.ctxs.values_mut() {
-            q.unexpected
-                .retain(|u| !matches!(u, Unexpected::Rts { src: s, .. } if *s == src));
+            if let Some(from) = q.unexpected.get_mut(&src) {
+                from.retain(|u| !matches!(u.msg, Unexpected::Rts { .. }));
+            }
         }
     }
-}
-
-fn filter(u: &Unexpected, src: Option<u32>, tag: Option<i32>) -> bool {
-    src.is_none_or(|s| s == u.src()) && tag.is_none_or(|t| t == u.hdr().tag)
 }
 
 #[cfg(test)]
@@ -206,6 +241,38 @@ mod tests {
         assert_eq!(first(&mut m, None, Some(5)), b'c');
         assert!(m.take_unexpected(0, None, None).is_none());
         assert!(m.peek_unexpected(1, Some(1), None).is_some());
+    }
+
+    #[test]
+    fn any_source_takes_the_earliest_arrival_over_every_sender() {
+        let mut m = Matcher::default();
+        m.push_unexpected(0, eager(3, 7, b'a'));
+        m.push_unexpected(0, eager(1, 5, b'b'));
+        m.push_unexpected(0, eager(3, 5, b'c'));
+        m.push_unexpected(0, eager(2, 5, b'd'));
+        m.push_unexpected(
+            0,
+            Unexpected::Rts {
+                src: 2,
+                hdr: Header::new(Kind::Rts),
+            },
+        );
+        m.push_unexpected(0, eager(1, 7, b'e'));
+        let first = |m: &mut Matcher, src, tag| match m.take_unexpected(0, src, tag) {
+            Some(Unexpected::Eager { data, .. }) => data.as_slice()[0],
+            _ => panic!("no eager match"),
+        };
+        // A named sender skips the others' messages and its own of other tags.
+        assert_eq!(first(&mut m, Some(3), Some(5)), b'c');
+        assert_eq!(m.peek_unexpected(0, None, Some(5)).unwrap().src(), 1);
+        assert_eq!(first(&mut m, None, Some(5)), b'b');
+        assert_eq!(first(&mut m, None, None), b'a');
+        // Forgetting a sender's announcements keeps its eager messages.
+        m.forget_rts_from(2);
+        assert_eq!(first(&mut m, None, None), b'd');
+        assert_eq!(first(&mut m, None, None), b'e');
+        assert!(m.take_unexpected(0, None, None).is_none());
+        assert!(m.take_unexpected(0, Some(9), None).is_none());
     }
 
     #[test]
