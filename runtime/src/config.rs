@@ -44,12 +44,7 @@ pub(crate) struct Config {
 
 impl Config {
     pub fn from_env() -> Config {
-        let num = |name: &str, default: u64| -> u64 {
-            std::env::var(name)
-                .ok()
-                .and_then(|v| v.trim().parse().ok())
-                .unwrap_or(default)
-        };
+        let num = |name: &str, default: u64| env_u64(name).unwrap_or(default);
         let limits = Limits {
             eager_max: crate::frame::EAGER_HARD_MAX,
             // Capped at what this host can address: on a 32-bit board a larger length
@@ -70,4 +65,9 @@ impl Config {
             },
         }
     }
+}
+
+/// A whole number from environment variable `name`, if it is set and one.
+pub(crate) fn env_u64(name: &str) -> Option<u64> {
+    std::env::var(name).ok()?.trim().parse().ok()
 }
