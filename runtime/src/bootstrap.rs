@@ -16,10 +16,8 @@ use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::wait::SpinPolicy;
 
-/// Longest spin before sleeping when every rank of the host has a core (see `wait.rs`).
-const SPIN_DEDICATED: Duration = Duration::from_micros(200);
-/// Longest spin (yielding the core at every turn) when ranks outnumber cores.
-const SPIN_SHARED: Duration = Duration::from_micros(50);
+/// Longest spin before sleeping (see `wait.rs`).
+const SPIN: Duration = Duration::from_micros(200);
 
 /// Starts pirun in this process and returns the world communicator.
 ///
@@ -96,7 +94,7 @@ pub fn init() -> Result<Communicator> {
         .map_err(io("configure the control channel"))?;
     install_panic_reporter(rank as u32, &control);
 
-    let spin = SpinPolicy::new(local_size, cores, SPIN_DEDICATED, SPIN_SHARED);
+    let spin = SpinPolicy::new(local_size, cores, SPIN);
     let engine = Engine::new(
         rank as u32,
         secret,
@@ -115,7 +113,7 @@ fn singleton() -> Result<Communicator> {
         addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
         host,
     }];
-    let spin = SpinPolicy::new(1, available_cores(), SPIN_DEDICATED, SPIN_SHARED);
+    let spin = SpinPolicy::new(1, available_cores(), SPIN);
     let engine = Engine::new(0, [0; contract::SECRET_LEN], peers, None, None, spin)?;
     Ok(Communicator::world(engine))
 }
