@@ -225,17 +225,27 @@ mod tests {
         }
     }
 
+    /// A matcher to which one-byte eager messages (source, tag, byte) arrived in context 0.
+    fn arrived(msgs: &[(u32, i32, u8)]) -> Matcher {
+        let mut m = Matcher::default();
+        for &(src, tag, byte) in msgs {
+            m.push_unexpected(0, eager(src, tag, byte));
+        }
+        m
+    }
+
+    /// The byte of the eager message `take_unexpected` returns in context 0.
+    fn first(m: &mut Matcher, src: Option<u32>, tag: Option<i32>) -> u8 {
+        match m.take_unexpected(0, src, tag) {
+            Some(Unexpected::Eager { data, .. }) => data.as_slice()[0],
+            _ => panic!("no eager message matches {src:?}, {tag:?}"),
+        }
+    }
+
     #[test]
     fn unexpected_messages_match_in_arrival_order_per_filter() {
-        let mut m = Matcher::default();
-        m.push_unexpected(0, eager(1, 5, b'a'));
-        m.push_unexpected(0, eager(2, 5, b'b'));
-        m.push_unexpected(0, eager(1, 5, b'c'));
+        let mut m = arrived(&[(1, 5, b'a'), (2, 5, b'b'), (1, 5, b'c')]);
         m.push_unexpected(1, eager(1, 5, b'x'));
-        let first = |m: &mut Matcher, src, tag| match m.take_unexpected(0, src, tag) {
-            Some(Unexpected::Eager { data, .. }) => data.as_slice()[0],
-            _ => panic!("no match"),
-        };
         assert_eq!(first(&mut m, Some(1), Some(5)), b'a');
         assert_eq!(first(&mut m, None, None), b'b');
         assert_eq!(first(&mut m, None, Some(5)), b'c');
@@ -245,11 +255,7 @@ mod tests {
 
     #[test]
     fn any_source_takes_the_earliest_arrival_over_every_sender() {
-        let mut m = Matcher::default();
-        m.push_unexpected(0, eager(3, 7, b'a'));
-        m.push_unexpected(0, eager(1, 5, b'b'));
-        m.push_unexpected(0, eager(3, 5, b'c'));
-        m.push_unexpected(0, eager(2, 5, b'd'));
+        let mut m = arrived(&[(3, 7, b'a'), (1, 5, b'b'), (3, 5, b'c'), (2, 5, b'd')]);
         m.push_unexpected(
             0,
             Unexpected::Rts {
@@ -258,10 +264,6 @@ mod tests {
             },
         );
         m.push_unexpected(0, eager(1, 7, b'e'));
-        let first = |m: &mut Matcher, src, tag| match m.take_unexpected(0, src, tag) {
-            Some(Unexpected::Eager { data, .. }) => data.as_slice()[0],
-            _ => panic!("no eager match"),
-        };
         // A named sender skips the others' messages and its own of other tags.
         assert_eq!(first(&mut m, Some(3), Some(5)), b'c');
         assert_eq!(m.peek_unexpected(0, None, Some(5)).unwrap().src(), 1);
