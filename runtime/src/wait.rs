@@ -44,7 +44,13 @@
 //!   collbench on 2 ranks 4–9 % faster at 8 B and 1 KiB. With ranks sharing cores the gap
 //!   made 4-rank allreduce and barrier 10–30 % slower (their waits yield instead), so
 //!   there it is 0. A readiness `poll` before each `recv`, which takes no socket lock,
-//!   cost more than it saved (one more system call per message).
+//!   cost more than it saved (one more system call per message). Paused turns yield every
+//!   other turn, not every eighth, so yields stay about 3 µs apart: on the 100 Mbit/s
+//!   testbed four one-rank "hosts" share 2 cores without knowing it, and yielding every
+//!   eighth paused turn made small symmetric collectives slower there (2 alternations, µs,
+//!   no gap / every eighth / every other: allreduce 8 B 27.1, 27.1 / 30.2, 31.8 / 26.4,
+//!   23.9; allgather 8 B 27.7, 30.1 / 32.3, 29.6 / 25.2, 25.7; alltoall 8 B 37.8, 43.0 /
+//!   50.4, 46.9 / 40.3, 38.7).
 //!
 //! At most one thread sleeps in `epoll_wait` (the leader); other waiting threads sleep on a
 //! condition variable and are woken when a progress pass changes something. The
@@ -132,12 +138,15 @@ impl SpinPolicy {
             .store(avg - avg / 8 + d / 8, Ordering::Relaxed);
     }
 
-    /// Turn `turn` of the spin loop: every eighth turn yields the
-    /// core — every turn while the last yield showed that another thread wanted it — so a
-    /// rank that shares it (oversubscribed, or placed there by the scheduler) gets to run
-    /// within a turn or a few; the other turns pause for the gap without a system call.
+    /// Turn `turn` of the spin loop: every eighth turn yields the core (every other
+    /// turn when turns are a gap apart) — every turn while the last yield showed that
+    /// another thread wanted it — so a rank that shares it (oversubscribed, or placed there
+    /// by the scheduler) gets to run within a turn or a few; the other turns pause for the
+    /// gap without a system call.
     fn pause(&self, turn: u32) {
-        if self.shared_core.load(Ordering::Relaxed) || turn % 8 == 7 {
+        // Yields stay about 3 µs apart: every eighth bare turn, every other paused one.
+        let every = if self.gap_ns == 0 { 8 } else { 2 };
+        if self.shared_core.load(Ordering::Relaxed) || turn % every == every - 1 {
             // Time the yield alone (not the unlock before it, which may wake a waiter):
             // an empty yield costs well under a microsecond; one that ran another thread
             // costs two context switches and that thread's work.
