@@ -19,10 +19,11 @@
 //!   12.2 vs 7.2; gather 8 B on 8 ranks 7.9 vs 4.4, 1 KiB on 4 ranks 4.75 vs 4.28; scatter
 //!   64 KiB on 8 ranks 147 vs 132; allreduce, allgather, alltoall and barrier within ±4 %.
 //!
-//! So a waiter first spins for up to 200 µs (`PIRUN_SPIN_US`), then sleeps in epoll. The budget adapts to what
-//! the waits look like: while the moving average of recent waits is longer than the window,
-//! the spin shrinks to a sixteenth of it, so a rank waiting on a slow peer does not burn its
-//! core; a rank blocked in a long receive uses well under 1 % of a core.
+//! So a waiter first spins for up to 200 µs (`PIRUN_SPIN_US`), then sleeps in epoll. The
+//! budget adapts to what the waits look like: while the moving average of recent waits is
+//! longer than the window, the spin shrinks to a sixteenth of it, so a rank waiting on a
+//! slow peer does not burn its core; a rank blocked in a long receive uses well under 1 %
+//! of a core (8 ranks on 2 cores blocked for 2 s: 0.01 s of CPU in all).
 //!
 //! What a spin turn costs is the latency's grain, so it is kept to one system call
 //! (`benches/compare/experiments/README.md`, "Waiting"):
@@ -42,8 +43,9 @@
 //!   ranks, 11 % of the sender's time was `__pv_queued_spin_lock_slowpath`. Alternated
 //!   runs, gap 0 vs 1000 ns: ping-pong one way 8 B 3.84 vs 2.96 µs, 1 KiB 4.00 vs 3.27;
 //!   collbench on 2 ranks 4–9 % faster at 8 B and 1 KiB. With ranks sharing cores the gap
-//!   made 4-rank allreduce and barrier 10–30 % slower (their waits yield instead), so
-//!   there it is 0. A readiness `poll` before each `recv`, which takes no socket lock,
+//!   made 4-rank allreduce and barrier 10–30 % slower when paused turns still yielded
+//!   every eighth turn, and was within ±5 % either way once they yield every other turn
+//!   (below), so there it stays 0. A readiness `poll` before each `recv`, which takes no socket lock,
 //!   cost more than it saved (one more system call per message). Paused turns yield every
 //!   other turn, not every eighth, so yields stay about 3 µs apart: on the 100 Mbit/s
 //!   testbed four one-rank "hosts" share 2 cores without knowing it, and yielding every
