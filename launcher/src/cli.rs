@@ -96,7 +96,7 @@ pub struct Cli {
     #[arg(long, value_name = "FILE")]
     pub hostfile: Option<PathBuf>,
 
-    /// Run on these hosts: `pi1:4,pi2:4` (HOST[:SLOTS], comma-separated).
+    /// Run on these hosts: `pi1:4,pi2:4` (`HOST[:SLOTS]`, comma-separated).
     #[arg(long = "host", value_name = "LIST")]
     pub hosts: Option<String>,
 

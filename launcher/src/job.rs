@@ -13,12 +13,12 @@
 //!
 //! Hosts: the policy sees every host of the job through the [`Host`] trait — the ranks
 //! forked on this machine ([`LocalHost`]) and those a proxy runs on another one
-//! ([`RemoteHost`]) — and treats them alike: peer tables and exit notices go to every
-//! host, signals too, stdin goes to the host of rank 0, and a host whose connection is
-//! lost counts as all its ranks having been killed (their peers are told, the job ends
-//! with [`exit_code::HOST_LOST`]). Before any rank starts anywhere, every host checks
-//! the program (the launcher for this machine, each proxy for its own) and the job
-//! fails naming the host if one cannot run it.
+//! ([`RemoteHost`](crate::remote::RemoteHost)) — and treats them alike: peer tables and
+//! exit notices go to every host, signals too, stdin goes to the host of rank 0, and a
+//! host whose connection is lost counts as all its ranks having been killed (their peers
+//! are told, the job ends with [`exit_code::HOST_LOST`]). Before any rank starts
+//! anywhere, every host checks the program (the launcher for this machine, each proxy
+//! for its own) and the job fails naming the host if one cannot run it.
 //!
 //! The loop is a plain `poll(2)` over the signalfd, pirun's stdin and the descriptors of
 //! the hosts; it sleeps in the kernel until something happens or the next deadline
