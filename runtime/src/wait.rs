@@ -140,14 +140,23 @@ impl SpinPolicy {
             .store(avg - avg / 8 + d / 8, Ordering::Relaxed);
     }
 
+    /// How many turns apart the spin yields while the core is not known to be shared:
+    /// yields stay about 3 µs apart, every eighth bare turn or every other paused one.
+    fn yield_every(&self) -> u32 {
+        if self.gap_ns == 0 {
+            8
+        } else {
+            2
+        }
+    }
+
     /// Turn `turn` of the spin loop: every eighth turn yields the core (every other
     /// turn when turns are a gap apart) — every turn while the last yield showed that
     /// another thread wanted it — so a rank that shares it (oversubscribed, or placed there
     /// by the scheduler) gets to run within a turn or a few; the other turns pause for the
     /// gap without a system call.
     fn pause(&self, turn: u32) {
-        // Yields stay about 3 µs apart: every eighth bare turn, every other paused one.
-        let every = if self.gap_ns == 0 { 8 } else { 2 };
+        let every = self.yield_every();
         if self.shared_core.load(Ordering::Relaxed) || turn % every == every - 1 {
             // Time the yield alone (not the unlock before it, which may wake a waiter):
             // an empty yield costs well under a microsecond; one that ran another thread
@@ -401,6 +410,20 @@ pub(crate) mod tests {
         });
         rx.recv_timeout(Duration::from_secs(secs))
             .expect("finished in time")
+    }
+
+    #[test]
+    fn only_a_rank_with_a_core_of_its_own_pauses_between_turns() {
+        if std::env::var_os("PIRUN_SPIN_GAP_NS").is_some() {
+            return; // the override applies to both
+        }
+        let own = SpinPolicy::new(2, 2, Duration::from_micros(200));
+        let crowded = SpinPolicy::new(8, 2, Duration::from_micros(200));
+        assert!(!own.oversubscribed() && crowded.oversubscribed());
+        assert_eq!(own.gap_ns, SPIN_GAP.as_nanos() as u64);
+        assert_eq!(own.yield_every(), 2);
+        assert_eq!(crowded.gap_ns, 0);
+        assert_eq!(crowded.yield_every(), 8);
     }
 
     #[test]
