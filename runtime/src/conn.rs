@@ -129,8 +129,10 @@ impl<T: bytemuck::Pod + Send> Payload for Vec<T> {
 /// A frame waiting to be written — or, for a rendezvous payload sent in pieces, the
 /// frames of its pieces, one after the other.
 pub(crate) struct TxItem {
-    /// The header of the frame being written.
+    /// The header of the frame being written, in its first `hdr_len` bytes.
     pub hdr: [u8; HEADER_LEN],
+    /// Length of that header on the wire (short or long form, see `frame`).
+    hdr_len: u8,
     pub body: TxBody,
     /// Bytes of the current frame (header + its piece of the body) already written.
     pub off: usize,
@@ -154,8 +156,11 @@ struct Pieces {
 impl TxItem {
     /// A frame of `hdr` and `body`; `done` completes once it is written.
     pub fn new(hdr: Header, body: TxBody, done: Option<ReqId>) -> TxItem {
+        let mut wire = [0u8; HEADER_LEN];
+        let hdr_len = hdr.encode_wire(&mut wire) as u8;
         TxItem {
-            hdr: hdr.encode(),
+            hdr: wire,
+            hdr_len,
             body,
             off: 0,
             done,
@@ -200,18 +205,24 @@ impl TxItem {
         }
     }
 
+    /// Length of the current frame's header.
+    fn hdr_len(&self) -> usize {
+        usize::from(self.hdr_len)
+    }
+
     /// Length of the current frame.
     fn total(&self) -> usize {
-        HEADER_LEN + self.piece_len()
+        self.hdr_len() + self.piece_len()
     }
 
     /// Bytes still to write, headers of later pieces included.
     fn remaining(&self) -> usize {
         let Some(p) = &self.pieces else {
-            return HEADER_LEN + self.body.len() - self.off;
+            return self.hdr_len() + self.body.len() - self.off;
         };
         let piece = self.piece_len();
         let later = self.body.len() - p.base - piece;
+        // Data frames always carry the long header.
         HEADER_LEN + piece - self.off + later + later.div_ceil(p.max) * HEADER_LEN
     }
 
@@ -227,7 +238,7 @@ impl TxItem {
         }
         let mut hdr = p.hdr;
         hdr.len = (self.body.len() - p.base).min(p.max) as u64;
-        self.hdr = hdr.encode();
+        self.hdr_len = hdr.encode_wire(&mut self.hdr) as u8;
         self.off = 0;
         true
     }
@@ -516,11 +527,11 @@ impl Conn {
                     break;
                 }
                 let (base, len) = (item.base(), item.piece_len());
-                if item.off < HEADER_LEN {
-                    iov.push(&item.hdr[item.off..]);
+                if item.off < item.hdr_len() {
+                    iov.push(&item.hdr[item.off..item.hdr_len()]);
                     item.body.push_iov(base, len, &mut iov);
                 } else {
-                    let done = item.off - HEADER_LEN;
+                    let done = item.off - item.hdr_len();
                     item.body.push_iov(base + done, len - done, &mut iov);
                 }
                 if item.pieces.is_some() {
@@ -660,7 +671,7 @@ pub(crate) const PEER_TIMEOUT: Duration = Duration::from_secs(6);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::frame::{Kind, Limits};
+    use crate::frame::{Kind, Limits, SHORT_LEN};
     use std::net::TcpListener;
 
     /// An open connection whose frames can be read raw from the other end.
@@ -676,7 +687,8 @@ mod tests {
         (Conn::new(out, Some(1), Phase::Open, None), theirs)
     }
 
-    /// Reads frames until `n` bytes of payload and `extra` payload-less frames came.
+    /// Reads frames, with either header form, until `n` bytes of payload and `extra`
+    /// payload-less frames came.
     fn frames(mut sock: TcpStream, n: usize, extra: usize) -> Vec<(Kind, u64, Vec<u8>)> {
         let limits = Limits {
             eager_max: 1 << 20,
@@ -685,8 +697,11 @@ mod tests {
         let (mut got, mut bare, mut out) = (0, 0, Vec::new());
         while got < n || bare < extra {
             let mut h = [0u8; HEADER_LEN];
-            sock.read_exact(&mut h).expect("a header");
-            let hdr = Header::decode(&h, &limits).expect("a valid header");
+            sock.read_exact(&mut h[..SHORT_LEN]).expect("a header");
+            let len = Header::wire_len(&h).expect("a pirun header");
+            sock.read_exact(&mut h[SHORT_LEN..len])
+                .expect("the rest of a long header");
+            let hdr = Header::decode_wire(&h[..len], &limits).expect("a valid header");
             let mut body = vec![0u8; hdr.len as usize];
             sock.read_exact(&mut body).expect("its payload");
             got += body.len();
@@ -694,6 +709,42 @@ mod tests {
             out.push((hdr.kind, hdr.id, body));
         }
         out
+    }
+
+    #[test]
+    fn eager_frames_go_with_the_short_header_and_are_counted_so() {
+        let (mut c, theirs) = pair();
+        let mut eager = Header::new(Kind::Eager);
+        eager.elem_size = 8;
+        eager.len = 16;
+        let small = TxBody::Owned(Box::new(vec![1u8; 16]));
+        c.queue(TxItem::new(eager, small, Some(1)));
+        assert_eq!(c.tx_bytes, SHORT_LEN + 16);
+        // An element type wider than 255 bytes keeps the long header.
+        let mut wide = eager;
+        wide.elem_size = 1024;
+        wide.len = 1024;
+        c.queue(TxItem::new(
+            wide,
+            TxBody::Owned(Box::new(vec![2u8; 1024])),
+            Some(2),
+        ));
+        assert_eq!(c.tx_bytes, SHORT_LEN + 16 + HEADER_LEN + 1024);
+        // Pretend the socket took 7 bytes of the first header: the rest goes from there.
+        let start = c.tx[0].hdr;
+        c.sock
+            .write_all(&start[..7])
+            .expect("write the start by hand");
+        c.tx[0].off = 7;
+        c.tx_bytes -= 7;
+        let mut done = Vec::new();
+        c.flush(&mut done).expect("loopback takes 1 KB");
+        assert_eq!(done, vec![1, 2]);
+        assert_eq!(c.tx_bytes, 0, "every byte queued was written");
+        let got = frames(theirs, 16 + 1024, 0);
+        assert_eq!(got.len(), 2);
+        assert_eq!((got[0].0, &got[0].2[..]), (Kind::Eager, &[1u8; 16][..]));
+        assert_eq!((got[1].0, got[1].2.len()), (Kind::Eager, 1024));
     }
 
     #[test]

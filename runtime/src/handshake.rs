@@ -22,7 +22,11 @@ use crate::contract::Secret;
 
 type HmacSha256 = Hmac<Sha256>;
 
-const MAGIC: &[u8; 8] = b"PIRUNv1\0";
+/// Magic and protocol version. Version 2: eager frames may carry the short header
+/// (`frame::SHORT_EAGER`), which a version-1 rank would misread.
+const MAGIC: &[u8; 8] = b"PIRUNv2\0";
+/// The part of the magic every protocol version shares.
+const MAGIC_STEM: &[u8; 6] = b"PIRUNv";
 const NONCE_LEN: usize = 32;
 const MAC_LEN: usize = 32;
 const ARCH_LEN: usize = 16;
@@ -73,6 +77,8 @@ impl std::fmt::Display for Arch {
 pub enum HandshakeError {
     /// The peer did not open with the pirun magic: a stranger or garbage.
     BadMagic,
+    /// The peer is a pirun rank of another protocol version (the byte after `PIRUNv`).
+    Version(u8),
     /// The peer claims a rank outside the job, or our own.
     BadRank(u32),
     /// The peer does not know the job secret.
@@ -85,6 +91,13 @@ impl std::fmt::Display for HandshakeError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             HandshakeError::BadMagic => write!(f, "not a pirun peer (bad handshake magic)"),
+            HandshakeError::Version(v) => write!(
+                f,
+                "peer speaks pirun protocol version {}, this rank version {}: build every \
+                 rank of the job with the same pirun",
+                char::from(*v),
+                char::from(MAGIC[6])
+            ),
             HandshakeError::BadRank(r) => write!(f, "peer claims an invalid rank {r}"),
             HandshakeError::BadMac => write!(f, "peer failed authentication (wrong job secret)"),
             HandshakeError::ByteOrder(a) => write!(
@@ -134,7 +147,11 @@ impl Greeting {
     /// Parses a greeting; `size` bounds the rank and `me` must differ from it.
     fn decode(b: &[u8], size: u32, me: u32) -> Result<Greeting, HandshakeError> {
         if &b[..8] != MAGIC {
-            return Err(HandshakeError::BadMagic);
+            return Err(if b[..6] == MAGIC_STEM[..] && b[6].is_ascii_digit() {
+                HandshakeError::Version(b[6])
+            } else {
+                HandshakeError::BadMagic
+            });
         }
         let rank = u32::from_le_bytes([b[8], b[9], b[10], b[11]]);
         if rank >= size || rank == me {
@@ -288,6 +305,18 @@ mod tests {
         let (_conn, hello) = Connector::start([1; 32], 1, 4).unwrap();
         let (acc, _reply) = Acceptor::answer([2; 32], 3, 4, &hello).unwrap();
         assert_eq!(acc.finish(&[0u8; 32]).err(), Some(HandshakeError::BadMac));
+    }
+
+    #[test]
+    fn a_rank_of_another_protocol_version_is_named_as_such() {
+        let (_c, mut hello) = Connector::start([1; 32], 1, 4).unwrap();
+        hello[6] = b'1';
+        let e = Acceptor::answer([1; 32], 0, 4, &hello).err().unwrap();
+        assert_eq!(e, HandshakeError::Version(b'1'));
+        assert!(
+            e.to_string().contains("version 1, this rank version 2"),
+            "{e}"
+        );
     }
 
     #[test]

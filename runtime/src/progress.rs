@@ -11,7 +11,7 @@ use crate::contract::{ControlMsg, ExitKind};
 use crate::engine::{
     Engine, RdvRecv, State, CONN_TOKEN_BASE, CONTROL_TOKEN, HANDSHAKE_TIMEOUT, LISTENER_TOKEN,
 };
-use crate::frame::{Header, Kind, HEADER_LEN};
+use crate::frame::{Header, Kind, SHORT_LEN};
 use crate::handshake::{Acceptor, HELLO_LEN, PROOF_LEN, REPLY_LEN};
 use crate::matching::Unexpected;
 use crate::poller::Poller;
@@ -321,14 +321,18 @@ impl Engine {
             if c.is_open() {
                 // Checked first: moving the handshake state in and out of `phase` for
                 // every frame showed in the profile of the 8-byte round trip.
-                if !c.need(HEADER_LEN).map_err(Drop::Io)? {
+                // A header is SHORT_LEN or HEADER_LEN bytes; its first two say which.
+                if !c.need(SHORT_LEN).map_err(Drop::Io)? {
                     return Ok(());
                 }
-                let bytes: [u8; HEADER_LEN] =
-                    c.staged()[..HEADER_LEN].try_into().expect("length checked");
-                let hdr = Header::decode(&bytes, &st.cfg.limits)
-                    .map_err(|e| Drop::Protocol(format!("malformed frame: {e}")))?;
-                c.consume(HEADER_LEN);
+                let malformed = |e| Drop::Protocol(format!("malformed frame: {e}"));
+                let n = Header::wire_len(c.staged()).map_err(malformed)?;
+                if !c.need(n).map_err(Drop::Io)? {
+                    return Ok(());
+                }
+                let hdr =
+                    Header::decode_wire(&c.staged()[..n], &st.cfg.limits).map_err(malformed)?;
+                c.consume(n);
                 let src = c.peer.expect("open connections know their peer");
                 st.peers[src as usize].rx_conn = Some(ci);
                 self.on_frame(st, c, src, hdr)?;
