@@ -23,7 +23,7 @@ use libfuzzer_sys::fuzz_target;
 use pirun::handshake::{Acceptor, Connector, HandshakeError, HELLO_LEN, PROOF_LEN, REPLY_LEN};
 use pirun_fuzz::take;
 
-const MAGIC: &[u8; 8] = b"PIRUNv1\0";
+const MAGIC: &[u8; 8] = b"PIRUNv2\0";
 /// Bytes of a Hello/Reply greeting covered by the MAC or checked exactly: magic, rank, nonce.
 const AUTHENTICATED_GREETING: usize = 8 + 4 + 32;
 
@@ -43,7 +43,10 @@ fuzz_target!(|data: &[u8]| {
         Ok((acc, my_reply)) => {
             let claimed = u32::from_le_bytes(take(&hello, 8));
             assert_eq!(&hello[..8], MAGIC);
-            assert!(claimed < size && claimed != me, "accepted rank {claimed} of {size} as {me}");
+            assert!(
+                claimed < size && claimed != me,
+                "accepted rank {claimed} of {size} as {me}"
+            );
             assert_eq!(&my_reply[..8], MAGIC);
             assert_eq!(u32::from_le_bytes(take(&my_reply, 8)), me);
             assert_eq!(

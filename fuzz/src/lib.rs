@@ -53,12 +53,14 @@ pub fn take<const N: usize>(data: &[u8], at: usize) -> [u8; N] {
     out
 }
 
-/// The length limit `Header::decode` must have applied to a frame of `kind`.
+/// The length limit `Header::decode` must have applied to a frame of `kind`: the
+/// configured one, capped at `EAGER_HARD_MAX` for eager frames and at what this host can
+/// address for the others.
 pub fn limit_for(kind: pirun::frame::Kind, limits: &pirun::frame::Limits) -> u64 {
-    use pirun::frame::Kind;
+    use pirun::frame::{Kind, EAGER_HARD_MAX};
     match kind {
-        Kind::Eager => limits.eager_max,
-        Kind::Rts | Kind::Data => limits.message_max,
+        Kind::Eager => limits.eager_max.min(EAGER_HARD_MAX),
+        Kind::Rts | Kind::Data => limits.message_max.min(usize::MAX as u64),
         Kind::Cts | Kind::Goodbye => 0,
     }
 }
