@@ -312,20 +312,13 @@ impl<'a, C: PointToPoint + ?Sized> Ctx<'a, C> {
             dests.map(|a| (a, [&self.head[..], block(a)])).collect();
         let sends: Vec<(usize, Tag, &[&[u8]])> =
             msgs.iter().map(|(a, m)| (*a, TAG, &m[..])).collect();
-        let guarded: Vec<usize> = msgs
+        // The go-aheads of the large blocks: a bare header each.
+        let go_aheads: Vec<(usize, &mut [u8])> = msgs
             .iter()
             .filter(|(_, m)| m[1].len() >= GUARDED)
-            .map(|&(a, _)| a)
+            .map(|&(a, _)| (a, &mut [][..]))
             .collect();
-        let mut heads = vec![[0u8; HEADER_LEN]; guarded.len()];
-        let mut slots: Vec<[&mut [u8]; 1]> = heads.iter_mut().map(|h| [&mut h[..]]).collect();
-        let mut recvs: Vec<(usize, Tag, &mut [&mut [u8]])> = (guarded.iter().zip(&mut slots))
-            .map(|(&src, s)| (src, TAG, &mut s[..]))
-            .collect();
-        self.comm.exchange(&sends, &mut recvs)?;
-        drop(recvs);
-        drop(slots);
-        self.check_all(guarded.into_iter().zip(&heads))
+        self.exchange_headed(&sends, go_aheads)
     }
 
     /// [`Ctx::take`] of one message from each of several ranks: `blocks` are (source,
@@ -346,26 +339,30 @@ impl<'a, C: PointToPoint + ?Sized> Ctx<'a, C> {
             .filter(|(_, b)| b.len() >= GUARDED)
             .map(|&(src, _)| (src, TAG, &go_ahead[..]))
             .collect();
-        let srcs: Vec<usize> = blocks.iter().map(|&(src, _)| src).collect();
-        let mut heads = vec![[0u8; HEADER_LEN]; blocks.len()];
-        let mut parts: Vec<[&mut [u8]; 2]> = (heads.iter_mut().zip(blocks.iter_mut()))
-            .map(|(h, (_, b))| [&mut h[..], &mut **b])
+        let froms = blocks.iter_mut().map(|(src, b)| (*src, &mut **b)).collect();
+        self.exchange_headed(&sends, froms)
+    }
+
+    /// Runs `sends` and one receive from each rank of `froms` — a header, then the body
+    /// into the given buffer (possibly empty) — all in flight at once, then checks each
+    /// header as [`Ctx::take`] does for one.
+    fn exchange_headed(
+        &self,
+        sends: &[(usize, Tag, &[&[u8]])],
+        froms: Vec<(usize, &mut [u8])>,
+    ) -> Result<(), C::Error> {
+        let srcs: Vec<usize> = froms.iter().map(|&(src, _)| src).collect();
+        let mut heads = vec![[0u8; HEADER_LEN]; froms.len()];
+        let mut parts: Vec<[&mut [u8]; 2]> = (heads.iter_mut().zip(froms))
+            .map(|(h, (_, body))| [&mut h[..], body])
             .collect();
         let mut recvs: Vec<(usize, Tag, &mut [&mut [u8]])> = (srcs.iter().zip(&mut parts))
             .map(|(&src, p)| (src, TAG, &mut p[..]))
             .collect();
-        self.comm.exchange(&sends, &mut recvs)?;
+        self.comm.exchange(sends, &mut recvs)?;
         drop(recvs);
         drop(parts);
-        self.check_all(srcs.into_iter().zip(&heads))
-    }
-
-    /// Checks the header each rank sent, as [`Ctx::take`] does for one.
-    fn check_all<'h>(
-        &self,
-        heads: impl Iterator<Item = (usize, &'h [u8; HEADER_LEN])>,
-    ) -> Result<(), C::Error> {
-        for (src, head) in heads {
+        for (&src, head) in srcs.iter().zip(&heads) {
             self.check(src, head)?;
         }
         Ok(())

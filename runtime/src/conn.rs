@@ -222,8 +222,8 @@ impl TxItem {
         };
         let piece = self.piece_len();
         let later = self.body.len() - p.base - piece;
-        // Data frames always carry the long header.
-        HEADER_LEN + piece - self.off + later + later.div_ceil(p.max) * HEADER_LEN
+        // Later pieces are data frames, which always carry the long header.
+        self.hdr_len() + piece - self.off + later + later.div_ceil(p.max) * HEADER_LEN
     }
 
     /// After the current frame is written: moves on to the next piece, if there is one.

@@ -93,22 +93,21 @@ struct Stamped {
     msg: Unexpected,
 }
 
+/// Index in one sender's queue of its earliest message the tag filter accepts.
+fn first_with(q: &VecDeque<Stamped>, tag: Option<i32>) -> Option<usize> {
+    q.iter()
+        .position(|u| tag.is_none_or(|t| t == u.msg.hdr().tag))
+}
+
 impl Queues {
-    /// Sender and index in its queue of the earliest unexpected message the filters accept.
-    fn find_unexpected(&self, src: Option<u32>, tag: Option<i32>) -> Option<(u32, usize)> {
-        let first = |q: &VecDeque<Stamped>| {
-            q.iter()
-                .position(|u| tag.is_none_or(|t| t == u.msg.hdr().tag))
-        };
-        match src {
-            Some(s) => Some((s, first(self.unexpected.get(&s)?)?)),
-            None => self
-                .unexpected
-                .iter()
-                .filter_map(|(&s, q)| first(q).map(|i| (q[i].seq, s, i)))
-                .min()
-                .map(|(_, s, i)| (s, i)),
-        }
+    /// Sender and index in its queue of the earliest unexpected message the tag filter
+    /// accepts, over every sender (an any-source receive).
+    fn earliest(&self, tag: Option<i32>) -> Option<(u32, usize)> {
+        self.unexpected
+            .iter()
+            .filter_map(|(&s, q)| first_with(q, tag).map(|i| (q[i].seq, s, i)))
+            .min()
+            .map(|(_, s, i)| (s, i))
     }
 }
 
@@ -134,8 +133,12 @@ impl Matcher {
         tag: Option<i32>,
     ) -> Option<Unexpected> {
         let q = self.ctxs.get_mut(&ctx)?;
-        let (s, i) = q.find_unexpected(src, tag)?;
+        let s = match src {
+            Some(s) => s,
+            None => q.earliest(tag)?.0,
+        };
         let from = q.unexpected.get_mut(&s)?;
+        let i = first_with(from, tag)?;
         from.remove(i).map(|u| u.msg)
     }
 
@@ -147,7 +150,10 @@ impl Matcher {
         tag: Option<i32>,
     ) -> Option<&Unexpected> {
         let q = self.ctxs.get(&ctx)?;
-        let (s, i) = q.find_unexpected(src, tag)?;
+        let (s, i) = match src {
+            Some(s) => (s, first_with(q.unexpected.get(&s)?, tag)?),
+            None => q.earliest(tag)?,
+        };
         Some(&q.unexpected[&s][i].msg)
     }
 

@@ -97,8 +97,8 @@ pub(crate) struct SpinPolicy {
 
 impl SpinPolicy {
     /// `local_ranks` ranks share `cores` cores on this host; `max` is the longest spin
-    /// (`PIRUN_SPIN_US` overrides it). Turns are [`SPIN_GAP`] apart when every rank has a core (`PIRUN_SPIN_GAP_NS`
-    /// overrides it).
+    /// (`PIRUN_SPIN_US` overrides it). Turns are [`SPIN_GAP`] apart when every rank has a
+    /// core (`PIRUN_SPIN_GAP_NS` overrides it).
     pub fn new(local_ranks: usize, cores: usize, max: Duration) -> SpinPolicy {
         let max = env_u64("PIRUN_SPIN_US")
             .map(Duration::from_micros)
