@@ -40,36 +40,50 @@ fn any_source_and_any_tag_receive_everything_with_its_status() {
 
 #[test]
 fn messages_from_one_sender_with_one_tag_keep_their_order_across_sizes() {
+    // On one host: small messages over the local channel, payloads over TCP.
     let out = scenario(
         "messages_from_one_sender_with_one_tag_keep_their_order_across_sizes",
         2,
-        |w| {
-            // Mixes eager and rendezvous sizes (the limit is 128 KiB), blocking and
-            // non-blocking sends.
-            let sizes = [0usize, 1, 100, 70_000, 3, 200_000, 8, 140_000];
-            if w.rank() == 0 {
-                let mut reqs = Vec::new();
-                for i in 0..300u64 {
-                    let n = sizes[i as usize % sizes.len()];
-                    let mut msg = vec![i; n / 8 + 1];
-                    msg[0] = i;
-                    if i % 3 == 0 {
-                        reqs.push(w.isend(1, 7, msg)?);
-                    } else {
-                        w.send(1, 7, &msg)?;
-                    }
-                }
-                pirun::wait_all(reqs)?;
-            } else {
-                for i in 0..300u64 {
-                    let (v, _) = w.recv::<u64>(0, 7)?;
-                    assert_eq!(v[0], i, "message {i} overtaken");
-                }
-            }
-            Ok(())
-        },
+        mixed_sizes_in_order,
     );
     assert_ok(&out);
+}
+
+#[test]
+fn messages_keep_their_order_with_the_local_channel_off() {
+    let out = common::scenario_with(
+        "messages_keep_their_order_with_the_local_channel_off",
+        2,
+        &["-x", "PIRUN_LOCAL_CHANNEL=tcp"],
+        mixed_sizes_in_order,
+    );
+    assert_ok(&out);
+}
+
+/// Rank 0 sends rank 1 300 messages on one tag, of eager and rendezvous sizes (the limit
+/// is 128 KiB), blocking and not; rank 1 checks they arrive in order.
+fn mixed_sizes_in_order(w: &pirun::Communicator) -> pirun::Result<()> {
+    let sizes = [0usize, 1, 100, 70_000, 3, 200_000, 8, 140_000];
+    if w.rank() == 0 {
+        let mut reqs = Vec::new();
+        for i in 0..300u64 {
+            let n = sizes[i as usize % sizes.len()];
+            let mut msg = vec![i; n / 8 + 1];
+            msg[0] = i;
+            if i % 3 == 0 {
+                reqs.push(w.isend(1, 7, msg)?);
+            } else {
+                w.send(1, 7, &msg)?;
+            }
+        }
+        pirun::wait_all(reqs)?;
+    } else {
+        for i in 0..300u64 {
+            let (v, _) = w.recv::<u64>(0, 7)?;
+            assert_eq!(v[0], i, "message {i} overtaken");
+        }
+    }
+    Ok(())
 }
 
 #[test]

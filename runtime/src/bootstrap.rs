@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use crate::comm::Communicator;
 use crate::contract::{self, ControlMsg, PeerInfo};
-use crate::engine::Engine;
+use crate::engine::{Engine, Listeners};
 use crate::error::{Error, Result};
 use crate::wait::SpinPolicy;
 
@@ -82,6 +82,14 @@ pub fn init() -> Result<Communicator> {
     let addr = listener
         .local_addr()
         .map_err(io("read the listener address"))?;
+    // Best effort: without it, ranks on this host reach this one over TCP.
+    let local = match crate::stream::bind_local(&secret, rank as u32, addr.port()) {
+        Ok(l) => Some(l),
+        Err(e) => {
+            eprintln!("pirun: rank {rank}: no local channel ({e}); ranks on this host use TCP");
+            None
+        }
+    };
     ControlMsg::Ready {
         rank: rank as u32,
         addr,
@@ -99,7 +107,10 @@ pub fn init() -> Result<Communicator> {
         rank as u32,
         secret,
         peers,
-        Some(listener),
+        Listeners {
+            tcp: Some(listener),
+            local,
+        },
         Some(control),
         spin,
     )?;
@@ -114,7 +125,14 @@ fn singleton() -> Result<Communicator> {
         host,
     }];
     let spin = SpinPolicy::new(1, available_cores(), SPIN);
-    let engine = Engine::new(0, [0; contract::SECRET_LEN], peers, None, None, spin)?;
+    let engine = Engine::new(
+        0,
+        [0; contract::SECRET_LEN],
+        peers,
+        Listeners::default(),
+        None,
+        spin,
+    )?;
     Ok(Communicator::world(engine))
 }
 

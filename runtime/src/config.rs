@@ -40,6 +40,9 @@ pub(crate) struct Config {
     pub unsent_limit: usize,
     /// TCP congestion control for peer connections (`None`: the system default).
     pub congestion: Option<String>,
+    /// Dial ranks on this host over the local channel (a Unix socket; `stream.rs`) before
+    /// TCP: `PIRUN_LOCAL_CHANNEL` is `unix` (the default) or `tcp`.
+    pub local_channel: bool,
 }
 
 impl Config {
@@ -63,6 +66,8 @@ impl Config {
                 Ok(name) => Some(name.trim().to_string()),
                 Err(_) => Some("reno".to_string()),
             },
+            local_channel: !std::env::var("PIRUN_LOCAL_CHANNEL")
+                .is_ok_and(|v| v.trim().eq_ignore_ascii_case("tcp")),
         }
     }
 }

@@ -11,6 +11,7 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use crate::config::Config;
+use crate::stream::Stream;
 
 use crate::buf::{AlignedBuf, RawParts};
 use crate::frame::{Header, HEADER_LEN};
@@ -192,6 +193,11 @@ impl TxItem {
         }
     }
 
+    /// Whether this is (a piece of) a rendezvous payload.
+    pub fn is_payload(&self) -> bool {
+        self.hdr[1] == crate::frame::Kind::Data as u8
+    }
+
     /// Body bytes sent in earlier pieces.
     fn base(&self) -> usize {
         self.pieces.as_ref().map_or(0, |p| p.base)
@@ -297,7 +303,7 @@ pub(crate) enum PayloadRead {
 
 /// A connection to (or from) a peer rank.
 pub(crate) struct Conn {
-    pub sock: TcpStream,
+    pub sock: Stream,
     /// Peer's rank once known (immediately for connections we open).
     pub peer: Option<u32>,
     pub phase: Phase,
@@ -323,12 +329,7 @@ pub(crate) struct Conn {
 }
 
 impl Conn {
-    pub fn new(
-        sock: TcpStream,
-        peer: Option<u32>,
-        phase: Phase,
-        deadline: Option<Instant>,
-    ) -> Conn {
+    pub fn new(sock: Stream, peer: Option<u32>, phase: Phase, deadline: Option<Instant>) -> Conn {
         Conn {
             sock,
             peer,
@@ -684,7 +685,7 @@ mod tests {
             .set_read_timeout(Some(Duration::from_secs(10)))
             .expect("read timeout");
         out.set_nonblocking(true).expect("non-blocking");
-        (Conn::new(out, Some(1), Phase::Open, None), theirs)
+        (Conn::new(out.into(), Some(1), Phase::Open, None), theirs)
     }
 
     /// Reads frames, with either header form, until `n` bytes of payload and `extra`

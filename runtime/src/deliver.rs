@@ -118,6 +118,7 @@ impl State {
                 },
             },
         };
+        self.reqs.set_payload(p.req);
         self.rdv_recvs.insert(
             (src, hdr.id),
             RdvRecv {

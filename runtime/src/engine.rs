@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::net::TcpListener;
 use std::os::fd::AsRawFd;
-use std::os::unix::net::UnixStream;
+use std::os::unix::net::{UnixListener, UnixStream};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -25,14 +25,17 @@ use crate::handshake::Connector;
 use crate::matching::{Matcher, Posted, SinkSpec};
 use crate::poller::Poller;
 use crate::request::{Outcome, RawStatus, ReqId, Requests};
+use crate::stream::Stream;
 use crate::wait::SpinPolicy;
 
 /// Epoll token of the listening socket.
 pub(crate) const LISTENER_TOKEN: u64 = 0;
 /// Epoll token of the control channel to the launcher.
 pub(crate) const CONTROL_TOKEN: u64 = 1;
+/// Epoll token of the local-channel listener (`stream.rs`).
+pub(crate) const LOCAL_LISTENER_TOKEN: u64 = 2;
 /// Epoll tokens of connections start here.
-pub(crate) const CONN_TOKEN_BASE: u64 = 2;
+pub(crate) const CONN_TOKEN_BASE: u64 = 3;
 
 /// How long an unfinished handshake may take before the connection is dropped.
 pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -43,6 +46,9 @@ pub(crate) struct Peer {
     pub info: PeerInfo,
     /// Connection this rank sends to the peer on (one, so messages keep their order).
     pub send_conn: Option<usize>,
+    /// For a peer reached over the local channel: the TCP connection this rank sends
+    /// rendezvous payloads on ([`State::payload_conn_for`]).
+    pub bulk_conn: Option<usize>,
     /// Connection the peer's frames last arrived on: a thread spinning for a message from
     /// the peer reads it directly (see `wait.rs`). A hint only, checked before use.
     pub rx_conn: Option<usize>,
@@ -52,6 +58,18 @@ pub(crate) struct Peer {
     /// peer is declared gone at EOF, or at this deadline if the EOF never comes (its host
     /// dropped off the network).
     pub exit_notice: Option<(Instant, crate::contract::ExitKind)>,
+}
+
+impl Peer {
+    /// Connection `ci` is gone: stop sending on it.
+    pub fn forget_conn(&mut self, ci: usize) {
+        if self.send_conn == Some(ci) {
+            self.send_conn = None;
+        }
+        if self.bulk_conn == Some(ci) {
+            self.bulk_conn = None;
+        }
+    }
 }
 
 /// A large send waiting for the receiver's clear-to-send.
@@ -72,6 +90,15 @@ pub(crate) struct RdvRecv {
     pub error: Option<Error>,
 }
 
+/// The sockets a rank accepts peer connections on.
+#[derive(Default)]
+pub(crate) struct Listeners {
+    /// TCP, for every peer.
+    pub tcp: Option<TcpListener>,
+    /// The local channel, for peers on this host (`stream.rs`).
+    pub local: Option<UnixListener>,
+}
+
 /// Everything behind the engine lock.
 pub(crate) struct State {
     pub me: u32,
@@ -82,6 +109,8 @@ pub(crate) struct State {
     pub conns: Vec<Option<Box<Conn>>>,
     pub handshaking: usize,
     pub listener: Option<TcpListener>,
+    /// Where ranks on this host connect (`stream.rs`).
+    pub local_listener: Option<UnixListener>,
     pub control: Option<UnixStream>,
     pub control_rx: Vec<u8>,
     pub matcher: Matcher,
@@ -142,15 +171,19 @@ pub(crate) struct Engine {
 }
 
 impl Engine {
-    /// Builds the engine around an already bound listener and the control channel.
+    /// Builds the engine around already bound listeners and the control channel.
     pub fn new(
         me: u32,
         secret: Secret,
         peers: Vec<PeerInfo>,
-        listener: Option<TcpListener>,
+        listeners: Listeners,
         control: Option<UnixStream>,
         spin: SpinPolicy,
     ) -> Result<Arc<Engine>> {
+        let Listeners {
+            tcp: listener,
+            local: local_listener,
+        } = listeners;
         let io = |what: &str| {
             let what = what.to_string();
             move |source| Error::Io {
@@ -166,6 +199,13 @@ impl Engine {
             poller
                 .add(l.as_raw_fd(), LISTENER_TOKEN, false)
                 .map_err(io("watch listener"))?;
+        }
+        if let Some(l) = &local_listener {
+            l.set_nonblocking(true)
+                .map_err(io("set local-channel listener non-blocking"))?;
+            poller
+                .add(l.as_raw_fd(), LOCAL_LISTENER_TOKEN, false)
+                .map_err(io("watch local-channel listener"))?;
         }
         if let Some(c) = &control {
             c.set_nonblocking(true)
@@ -186,6 +226,7 @@ impl Engine {
                 .map(|info| Peer {
                     info,
                     send_conn: None,
+                    bulk_conn: None,
                     rx_conn: None,
                     fault: None,
                     exit_notice: None,
@@ -194,6 +235,7 @@ impl Engine {
             conns: Vec::new(),
             handshaking: 0,
             listener,
+            local_listener,
             control,
             control_rx: Vec::new(),
             matcher: Matcher::default(),
@@ -588,7 +630,21 @@ impl State {
 
     /// The open connection `rank`'s frames last arrived on, if any.
     pub fn rx_conn_of(&self, rank: u32) -> Option<usize> {
-        let ci = self.peers.get(rank as usize)?.rx_conn?;
+        self.open_conn_to(rank, self.peers.get(rank as usize)?.rx_conn?)
+    }
+
+    /// The connection a wait for `req`, which waits for frames from `rank`, reads
+    /// directly: the one rendezvous payloads to and from `rank` take once `req` waits for
+    /// its payload, else the one `rank`'s frames last arrived on.
+    pub fn direct_conn(&self, req: Option<ReqId>, rank: u32) -> Option<usize> {
+        let payload = req
+            .filter(|&r| self.reqs.awaits_payload(r))
+            .and_then(|_| self.open_conn_to(rank, self.peers.get(rank as usize)?.bulk_conn?));
+        payload.or_else(|| self.rx_conn_of(rank))
+    }
+
+    /// `ci`, if it is an open connection to `rank`.
+    fn open_conn_to(&self, rank: u32, ci: usize) -> Option<usize> {
         self.conns
             .get(ci)?
             .as_ref()
@@ -661,13 +717,48 @@ impl State {
         })
     }
 
-    /// The connection to send to `dest` on, opening one if needed.
+    /// The connection to send to `dest` on, opening one if needed: over the local channel
+    /// to a rank on this host if it can, else over TCP.
     pub fn conn_for(&mut self, eng: &Engine, dest: u32) -> Result<usize> {
         if let Some(ci) = self.peers[dest as usize].send_conn {
             return Ok(ci);
         }
+        let ci = self.dial(eng, dest, self.cfg.local_channel && !eng.elsewhere(dest))?;
+        self.peers[dest as usize].send_conn = Some(ci);
+        Ok(ci)
+    }
+
+    /// The connection for a rendezvous payload to `dest`: the one [`State::conn_for`]
+    /// gives, except that a rank reached over the local channel gets its payloads over a
+    /// TCP connection of their own, opened the first time. Bulk data is faster over TCP
+    /// (see `stream.rs`); a payload may take any connection, since its frames name the
+    /// message they belong to and matching happened when its announcement arrived.
+    pub fn payload_conn_for(&mut self, eng: &Engine, dest: u32) -> Result<usize> {
+        let ci = self.conn_for(eng, dest)?;
+        let local = |c: Option<&Conn>| c.is_some_and(|c| matches!(c.sock, Stream::Unix(_)));
+        if !local(self.conns[ci].as_deref()) {
+            return Ok(ci);
+        }
+        if let Some(bi) = self.peers[dest as usize].bulk_conn {
+            return Ok(bi);
+        }
+        let bi = self.dial(eng, dest, false)?;
+        self.peers[dest as usize].bulk_conn = Some(bi);
+        Ok(bi)
+    }
+
+    /// Opens a connection to `dest` (over the local channel if `local` and it answers
+    /// there, else TCP) and starts its handshake; returns its index.
+    fn dial(&mut self, eng: &Engine, dest: u32, local: bool) -> Result<usize> {
         let addr = self.peers[dest as usize].info.addr;
-        let sock = crate::conn::connect_nonblocking(addr, &self.cfg).map_err(|e| {
+        let unix = local
+            .then(|| crate::stream::connect_local(&self.secret, dest, addr.port()).ok())
+            .flatten();
+        let sock = match unix {
+            Some(s) => Ok(Stream::Unix(s)),
+            None => crate::conn::connect_nonblocking(addr, &self.cfg).map(Stream::Tcp),
+        };
+        let sock = sock.map_err(|e| {
             let detail = format!("cannot connect to it at {addr}: {e}");
             self.fail_peer(eng, dest, false, detail.clone());
             Error::PeerFailed {
@@ -687,7 +778,6 @@ impl State {
         conn.queue_handshake(&hello);
         let ci = self.add_conn(eng, conn)?;
         self.handshaking += 1;
-        self.peers[dest as usize].send_conn = Some(ci);
         Ok(ci)
     }
 

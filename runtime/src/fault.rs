@@ -83,6 +83,7 @@ impl State {
         peer.fault = Some(Fault { finished, detail });
         self.faults += 1;
         peer.send_conn = None;
+        peer.bulk_conn = None;
         self.changed = true;
         // Close its connections; requests waiting on their queued frames fail.
         for ci in 0..self.conns.len() {

@@ -41,6 +41,7 @@ mod poller;
 mod progress;
 mod request;
 mod split;
+mod stream;
 mod transport;
 mod wait;
 

@@ -10,12 +10,14 @@ use crate::conn::{Conn, Incoming, PayloadRead, Phase, Target, Then, TxItem};
 use crate::contract::{ControlMsg, ExitKind};
 use crate::engine::{
     Engine, RdvRecv, State, CONN_TOKEN_BASE, CONTROL_TOKEN, HANDSHAKE_TIMEOUT, LISTENER_TOKEN,
+    LOCAL_LISTENER_TOKEN,
 };
 use crate::frame::{Header, Kind, SHORT_LEN};
 use crate::handshake::{Acceptor, HELLO_LEN, PROOF_LEN, REPLY_LEN};
 use crate::matching::Unexpected;
 use crate::poller::Poller;
 use crate::request::{Outcome, RawStatus};
+use crate::stream::Stream;
 
 /// Frames handled per readiness event before other connections get a turn.
 const FRAMES_PER_TURN: usize = 64;
@@ -65,7 +67,8 @@ impl Engine {
         let mut control = false;
         for ev in evs {
             match ev.token {
-                LISTENER_TOKEN => self.accept_all(st),
+                LISTENER_TOKEN => self.accept_all(st, false),
+                LOCAL_LISTENER_TOKEN => self.accept_all(st, true),
                 // Last: a peer's exit notice must not overtake the messages it sent.
                 CONTROL_TOKEN => control = true,
                 Poller::WAKE_TOKEN => self.poller.drain_wake(),
@@ -106,7 +109,12 @@ impl Engine {
                     }
                     continue;
                 }
-                match st.conn_for(self, dest) {
+                let conn = if item.is_payload() {
+                    st.payload_conn_for(self, dest)
+                } else {
+                    st.conn_for(self, dest)
+                };
+                match conn {
                     Ok(ci) => {
                         st.send_now_or_queue(self, ci, item);
                     }
@@ -120,25 +128,37 @@ impl Engine {
         }
     }
 
-    fn accept_all(&self, st: &mut State) {
+    /// Accepts every pending connection on the TCP listener, or with `local` on the
+    /// local-channel one, and starts its handshake.
+    fn accept_all(&self, st: &mut State, local: bool) {
         loop {
-            let Some(listener) = st.listener.as_ref() else {
-                return;
+            let accepted = if local {
+                let Some(listener) = st.local_listener.as_ref() else {
+                    return;
+                };
+                listener.accept().and_then(|(sock, _)| {
+                    sock.set_nonblocking(true)?;
+                    crate::stream::tune_local(&socket2::SockRef::from(&sock));
+                    let sock = Stream::Unix(sock);
+                    let from = sock.peer_text();
+                    Ok((sock, from))
+                })
+            } else {
+                let Some(listener) = st.listener.as_ref() else {
+                    return;
+                };
+                listener.accept().and_then(|(sock, from)| {
+                    sock.set_nonblocking(true)?;
+                    crate::conn::tune_socket(&socket2::SockRef::from(&sock), &st.cfg)?;
+                    Ok((Stream::Tcp(sock), from.to_string()))
+                })
             };
-            match listener.accept() {
+            match accepted {
                 Ok((sock, from)) => {
                     if st.handshaking >= MAX_HANDSHAKING {
                         st.log.warn(format_args!(
                             "refused a connection from {from}: {MAX_HANDSHAKING} handshakes already in progress"
                         ));
-                        continue;
-                    }
-                    let setup = sock.set_nonblocking(true).and_then(|()| {
-                        crate::conn::tune_socket(&socket2::SockRef::from(&sock), &st.cfg)
-                    });
-                    if let Err(e) = setup {
-                        st.log
-                            .warn(format_args!("dropped a connection from {from}: {e}"));
                         continue;
                     }
                     let conn = Conn::new(
@@ -334,7 +354,10 @@ impl Engine {
                     Header::decode_wire(&c.staged()[..n], &st.cfg.limits).map_err(malformed)?;
                 c.consume(n);
                 let src = c.peer.expect("open connections know their peer");
-                st.peers[src as usize].rx_conn = Some(ci);
+                if hdr.kind != Kind::Data {
+                    // Payloads may take a connection of their own (`State::direct_conn`).
+                    st.peers[src as usize].rx_conn = Some(ci);
+                }
                 self.on_frame(st, c, src, hdr)?;
                 continue;
             }
@@ -390,8 +413,16 @@ impl Engine {
                     if st.peers[theirs.rank as usize].fault.is_some() {
                         return Err(Drop::Protocol("the rank was already declared gone".into()));
                     }
-                    let peer = &mut st.peers[theirs.rank as usize];
-                    peer.send_conn.get_or_insert(ci);
+                    let send_ci = *st.peers[theirs.rank as usize].send_conn.get_or_insert(ci);
+                    let local =
+                        |c: Option<&Conn>| c.is_some_and(|c| matches!(c.sock, Stream::Unix(_)));
+                    if c.sock.tcp().is_some()
+                        && send_ci != ci
+                        && local(st.conns[send_ci].as_deref())
+                    {
+                        // A rank on this host opened this for its payloads: ours go here too.
+                        st.peers[theirs.rank as usize].bulk_conn.get_or_insert(ci);
+                    }
                 }
             }
         }
@@ -408,9 +439,11 @@ impl Engine {
     fn opened(&self, st: &mut State, ci: usize, c: &mut Conn) {
         if let Some(p) = c.peer {
             st.peers[p as usize].rx_conn.get_or_insert(ci);
-            if self.elsewhere(p) && st.cfg.unsent_limit > 0 {
-                // Best effort: without it a clear-to-send may wait behind megabytes.
-                let _ = crate::conn::limit_unsent(&c.sock, st.cfg.unsent_limit);
+            if let Some(tcp) = c.sock.tcp().filter(|_| self.elsewhere(p)) {
+                if st.cfg.unsent_limit > 0 {
+                    // Best effort: without it a clear-to-send may wait behind megabytes.
+                    let _ = crate::conn::limit_unsent(tcp, st.cfg.unsent_limit);
+                }
             }
         }
         c.phase = Phase::Open;
@@ -443,6 +476,7 @@ impl Engine {
                     .ok_or_else(|| {
                         Drop::Protocol(format!("clear-to-send for unknown message {}", hdr.id))
                     })?;
+                st.reqs.set_payload(send.req);
                 let mut data = send.hdr;
                 data.kind = Kind::Data;
                 let piece = if self.elsewhere(src) {
@@ -543,11 +577,7 @@ impl Engine {
         };
         let known = c.is_open() || matches!(c.phase, Phase::Connecting(..) | Phase::AwaitReply(..));
         let (peer, goodbye) = (c.peer, c.goodbye);
-        let from = c
-            .sock
-            .peer_addr()
-            .map(|a| a.to_string())
-            .unwrap_or_else(|_| "an unknown address".into());
+        let from = c.sock.peer_text();
         let why_text = match &why {
             Drop::Io(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
                 "connection closed".to_string()
@@ -572,9 +602,7 @@ impl Engine {
                             st.reqs.complete(req, Err(e));
                         }
                     }
-                    if st.peers[rank as usize].send_conn == Some(ci) {
-                        st.peers[rank as usize].send_conn = None;
-                    }
+                    st.peers[rank as usize].forget_conn(ci);
                     return;
                 }
                 let notice = st.peers[rank as usize].exit_notice.take();

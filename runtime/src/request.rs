@@ -68,6 +68,9 @@ struct Slot {
     /// The world rank whose frames the operation waits for (a receive's named source, a
     /// large send's receiver): where a thread waiting for it reads first.
     from: Option<u32>,
+    /// It now waits for a rendezvous payload to move: a receive matched to an
+    /// announcement, or a large send that got its clear-to-send.
+    payload: bool,
     result: Option<Result<Outcome, Error>>,
 }
 
@@ -95,6 +98,7 @@ impl Requests {
             Slot {
                 background: false,
                 from,
+                payload: false,
                 result: None,
             },
         );
@@ -104,6 +108,18 @@ impl Requests {
     /// The rank a pending operation waits for frames from, if it names one.
     pub fn source(&self, id: ReqId) -> Option<u32> {
         self.table.get(&id).and_then(|s| s.from)
+    }
+
+    /// Notes that a pending operation now waits for its rendezvous payload to move.
+    pub fn set_payload(&mut self, id: ReqId) {
+        if let Some(s) = self.table.get_mut(&id) {
+            s.payload = true;
+        }
+    }
+
+    /// Whether a pending operation waits for its rendezvous payload to move.
+    pub fn awaits_payload(&self, id: ReqId) -> bool {
+        self.table.get(&id).is_some_and(|s| s.payload)
     }
 
     /// Marks a pending operation as one the background thread should progress.

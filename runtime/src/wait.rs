@@ -223,7 +223,7 @@ impl Engine {
         let result = loop {
             let direct = match from {
                 Some(p) if woke.is_empty() && st.direct_passes < FULL_PASS_EVERY => {
-                    st.rx_conn_of(p)
+                    st.direct_conn(req, p)
                 }
                 _ => None,
             };
@@ -360,12 +360,23 @@ pub(crate) mod tests {
 
     use crate::contract::PeerInfo;
     use crate::datatype::TypeInfo;
+    use crate::engine::Listeners;
     use crate::matching::SinkSpec;
     use crate::request::Outcome;
 
     /// `n` engines of one job in this process, joined over loopback (no launcher), whose
     /// waits spin for up to `spin` before sleeping.
     pub(crate) fn world(n: usize, spin: Duration) -> Vec<Arc<Engine>> {
+        world_with_local(n, spin, |_| true)
+    }
+
+    /// [`world`], where the ranks for which `local` says so listen on the local channel
+    /// too (they all count as on one host).
+    pub(crate) fn world_with_local(
+        n: usize,
+        spin: Duration,
+        local: impl Fn(usize) -> bool,
+    ) -> Vec<Arc<Engine>> {
         let listeners: Vec<TcpListener> = (0..n)
             .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind a loopback port"))
             .collect();
@@ -381,14 +392,22 @@ pub(crate) mod tests {
             .enumerate()
             .map(|(rank, l)| {
                 let spin = SpinPolicy::new(n, n, spin);
-                Engine::new(rank as u32, [7; 32], peers.clone(), Some(l), None, spin)
+                let port = l.local_addr().expect("bound").port();
+                let listeners = Listeners {
+                    local: local(rank).then(|| {
+                        crate::stream::bind_local(&[7; 32], rank as u32, port)
+                            .expect("bind the local channel")
+                    }),
+                    tcp: Some(l),
+                };
+                Engine::new(rank as u32, [7; 32], peers.clone(), listeners, None, spin)
                     .expect("engine")
             })
             .collect()
     }
 
     /// Blocking receive of a byte message from `src` with `tag`.
-    fn recv(e: &Engine, src: u32, tag: i32) -> Vec<u8> {
+    pub(crate) fn recv(e: &Engine, src: u32, tag: i32) -> Vec<u8> {
         let sink = SinkSpec::Owned { align: 1 };
         let req = e
             .post_recv(0, Some(src), Some(tag), TypeInfo::BYTES, sink, false)
