@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::net::TcpListener;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -193,26 +193,22 @@ impl Engine {
             }
         };
         let poller = Poller::new().map_err(io("create epoll instance"))?;
-        if let Some(l) = &listener {
-            l.set_nonblocking(true)
-                .map_err(io("set listener non-blocking"))?;
+        let watch = |fd: BorrowedFd<'_>, token: u64, what: &str| {
+            socket2::SockRef::from(&fd)
+                .set_nonblocking(true)
+                .map_err(io(&format!("set the {what} non-blocking")))?;
             poller
-                .add(l.as_raw_fd(), LISTENER_TOKEN, false)
-                .map_err(io("watch listener"))?;
+                .add(fd.as_raw_fd(), token, false)
+                .map_err(io(&format!("watch the {what}")))
+        };
+        if let Some(l) = &listener {
+            watch(l.as_fd(), LISTENER_TOKEN, "listener")?;
         }
         if let Some(l) = &local_listener {
-            l.set_nonblocking(true)
-                .map_err(io("set local-channel listener non-blocking"))?;
-            poller
-                .add(l.as_raw_fd(), LOCAL_LISTENER_TOKEN, false)
-                .map_err(io("watch local-channel listener"))?;
+            watch(l.as_fd(), LOCAL_LISTENER_TOKEN, "local-channel listener")?;
         }
         if let Some(c) = &control {
-            c.set_nonblocking(true)
-                .map_err(io("set control channel non-blocking"))?;
-            poller
-                .add(c.as_raw_fd(), CONTROL_TOKEN, false)
-                .map_err(io("watch control channel"))?;
+            watch(c.as_fd(), CONTROL_TOKEN, "control channel")?;
         }
         let size = peers.len() as u32;
         let hosts = peers.iter().map(|p| p.host.clone()).collect();
