@@ -731,8 +731,7 @@ impl State {
     /// message they belong to and matching happened when its announcement arrived.
     pub fn payload_conn_for(&mut self, eng: &Engine, dest: u32) -> Result<usize> {
         let ci = self.conn_for(eng, dest)?;
-        let local = |c: Option<&Conn>| c.is_some_and(|c| matches!(c.sock, Stream::Unix(_)));
-        if !local(self.conns[ci].as_deref()) {
+        if !self.conns[ci].as_deref().is_some_and(|c| c.sock.is_local()) {
             return Ok(ci);
         }
         if let Some(bi) = self.peers[dest as usize].bulk_conn {

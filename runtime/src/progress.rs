@@ -136,29 +136,34 @@ impl Engine {
                 let Some(listener) = st.local_listener.as_ref() else {
                     return;
                 };
-                listener.accept().and_then(|(sock, _)| {
-                    sock.set_nonblocking(true)?;
-                    crate::stream::tune_local(&socket2::SockRef::from(&sock));
-                    let sock = Stream::Unix(sock);
-                    let from = sock.peer_text();
-                    Ok((sock, from))
-                })
+                listener.accept().map(|(s, _)| Stream::Unix(s))
             } else {
                 let Some(listener) = st.listener.as_ref() else {
                     return;
                 };
-                listener.accept().and_then(|(sock, from)| {
-                    sock.set_nonblocking(true)?;
-                    crate::conn::tune_socket(&socket2::SockRef::from(&sock), &st.cfg)?;
-                    Ok((Stream::Tcp(sock), from.to_string()))
-                })
+                listener.accept().map(|(s, _)| Stream::Tcp(s))
             };
             match accepted {
-                Ok((sock, from)) => {
+                Ok(sock) => {
+                    let from = sock.peer_text();
                     if st.handshaking >= MAX_HANDSHAKING {
                         st.log.warn(format_args!(
                             "refused a connection from {from}: {MAX_HANDSHAKING} handshakes already in progress"
                         ));
+                        continue;
+                    }
+                    let setup = sock.set_nonblocking().and_then(|()| match &sock {
+                        Stream::Tcp(s) => {
+                            crate::conn::tune_socket(&socket2::SockRef::from(s), &st.cfg)
+                        }
+                        Stream::Unix(s) => {
+                            crate::stream::tune_local(&socket2::SockRef::from(s));
+                            Ok(())
+                        }
+                    });
+                    if let Err(e) = setup {
+                        st.log
+                            .warn(format_args!("dropped a connection from {from}: {e}"));
                         continue;
                     }
                     let conn = Conn::new(
@@ -414,11 +419,10 @@ impl Engine {
                         return Err(Drop::Protocol("the rank was already declared gone".into()));
                     }
                     let send_ci = *st.peers[theirs.rank as usize].send_conn.get_or_insert(ci);
-                    let local =
-                        |c: Option<&Conn>| c.is_some_and(|c| matches!(c.sock, Stream::Unix(_)));
-                    if c.sock.tcp().is_some()
-                        && send_ci != ci
-                        && local(st.conns[send_ci].as_deref())
+                    if !c.sock.is_local()
+                        && st.conns[send_ci]
+                            .as_deref()
+                            .is_some_and(|s| s.sock.is_local())
                     {
                         // A rank on this host opened this for its payloads: ours go here too.
                         st.peers[theirs.rank as usize].bulk_conn.get_or_insert(ci);

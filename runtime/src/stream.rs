@@ -39,7 +39,8 @@ use crate::contract::Secret;
 /// Send buffer asked for on a local-channel socket (the kernel caps it at
 /// `net.core.wmem_max`). A Unix stream socket has no autotuning, and at the default
 /// (~200 KiB) 1 MiB messages went at less than half TCP's rate. Payloads take TCP anyway;
-/// this keeps a burst of eager messages from blocking the sender.
+/// this lets a burst of eager messages (up to 128 KiB each) fit in the kernel instead of
+/// waiting in the connection's queue.
 pub(crate) const LOCAL_SNDBUF: usize = 4 << 20;
 
 /// A connected stream to a peer.
@@ -71,6 +72,19 @@ impl Stream {
                 Some(pid) => format!("process {pid} on this host (local channel)"),
                 None => "a process on this host (local channel)".into(),
             },
+        }
+    }
+
+    /// Whether this is the local channel.
+    pub fn is_local(&self) -> bool {
+        matches!(self, Stream::Unix(_))
+    }
+
+    /// Makes reads and writes return `WouldBlock` instead of waiting.
+    pub fn set_nonblocking(&self) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.set_nonblocking(true),
+            Stream::Unix(s) => s.set_nonblocking(true),
         }
     }
 
@@ -248,7 +262,7 @@ mod tests {
         }
         assert_eq!(&back, b"pong");
         assert!(out.take_error().expect("SO_ERROR").is_none());
-        assert!(out.tcp().is_none());
+        assert!(out.tcp().is_none() && out.is_local());
         let pid = std::process::id();
         assert_eq!(
             out.peer_text(),
@@ -283,7 +297,7 @@ mod tests {
             let st = a.lock();
             let kind = |ci: Option<usize>| {
                 ci.and_then(|ci| st.conns[ci].as_ref())
-                    .map(|c| matches!(c.sock, Stream::Unix(_)))
+                    .map(|c| c.sock.is_local())
             };
             let peer = &st.peers[to];
             let local = kind(peer.send_conn).expect("a connection to the peer");
