@@ -83,12 +83,15 @@ pub fn init() -> Result<Communicator> {
         .local_addr()
         .map_err(io("read the listener address"))?;
     // Best effort: without it, ranks on this host reach this one over TCP.
-    let local = match crate::stream::bind_local(&secret, rank as u32, addr.port()) {
-        Ok(l) => Some(l),
-        Err(e) => {
+    let local = match crate::config::local_channel_on()
+        .then(|| crate::stream::bind_local(&secret, rank as u32, addr.port()))
+    {
+        Some(Ok(l)) => Some(l),
+        Some(Err(e)) => {
             eprintln!("pirun: rank {rank}: no local channel ({e}); ranks on this host use TCP");
             None
         }
+        None => None,
     };
     ControlMsg::Ready {
         rank: rank as u32,

@@ -41,7 +41,7 @@ pub(crate) struct Config {
     /// TCP congestion control for peer connections (`None`: the system default).
     pub congestion: Option<String>,
     /// Dial ranks on this host over the local channel (a Unix socket; `stream.rs`) before
-    /// TCP: `PIRUN_LOCAL_CHANNEL` is `unix` (the default) or `tcp`.
+    /// TCP ([`local_channel_on`]).
     pub local_channel: bool,
 }
 
@@ -66,10 +66,15 @@ impl Config {
                 Ok(name) => Some(name.trim().to_string()),
                 Err(_) => Some("reno".to_string()),
             },
-            local_channel: !std::env::var("PIRUN_LOCAL_CHANNEL")
-                .is_ok_and(|v| v.trim().eq_ignore_ascii_case("tcp")),
+            local_channel: local_channel_on(),
         }
     }
+}
+
+/// Whether ranks on one host use the local channel: `PIRUN_LOCAL_CHANNEL` is `unix` (the
+/// default) or `tcp`. With `tcp` a rank neither listens on it nor dials it.
+pub(crate) fn local_channel_on() -> bool {
+    !std::env::var("PIRUN_LOCAL_CHANNEL").is_ok_and(|v| v.trim().eq_ignore_ascii_case("tcp"))
 }
 
 /// A whole number from environment variable `name`, if it is set and one.

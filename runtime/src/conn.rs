@@ -1,5 +1,6 @@
-//! One TCP connection to a peer rank: its handshake phase, its receive staging buffer and
-//! the payload being streamed into a receive, and its queue of outgoing frames.
+//! One connection to a peer rank (TCP, or the local channel: `stream.rs`): its handshake
+//! phase, its receive staging buffer and the payload being streamed into a receive, and its
+//! queue of outgoing frames; and the socket options of its TCP sockets.
 //!
 //! A `Conn` only moves bytes; what a frame *means* is decided by the engine
 //! (`progress.rs`), which takes the connection out of its table while it works on it.
@@ -25,7 +26,7 @@ const DIRECT_READ_MIN: usize = 16 << 10;
 
 /// Where a connection stands in the handshake.
 pub(crate) enum Phase {
-    /// We connect: the TCP connect is in progress.
+    /// We connect: the non-blocking connect is in progress.
     Connecting(Connector, u32),
     /// We connect: `Hello` is queued or sent, waiting for the `Reply`.
     AwaitReply(Connector, u32),
@@ -326,6 +327,9 @@ pub(crate) struct Conn {
     /// The last read came back short: the socket is most likely empty, so the next read
     /// waits for epoll to say otherwise instead of costing a system call for `EAGAIN`.
     pub drained: bool,
+    /// The connection counts in `State::handshaking`: its handshake is under way. Kept
+    /// apart from `phase`, which a failed handshake step can leave at `Open`.
+    pub counted: bool,
 }
 
 impl Conn {
@@ -346,6 +350,7 @@ impl Conn {
             tx_bytes: 0,
             write_interest: false,
             drained: false,
+            counted: false,
         }
     }
 

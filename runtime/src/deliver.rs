@@ -118,7 +118,7 @@ impl State {
                 },
             },
         };
-        self.reqs.set_payload(p.req);
+        self.reqs.set_payload(p.req, crate::request::Payload::In);
         self.rdv_recvs.insert(
             (src, hdr.id),
             RdvRecv {

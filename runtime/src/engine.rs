@@ -24,7 +24,7 @@ use crate::frame::{Header, Kind, FLAG_SERDE};
 use crate::handshake::Connector;
 use crate::matching::{Matcher, Posted, SinkSpec};
 use crate::poller::Poller;
-use crate::request::{Outcome, RawStatus, ReqId, Requests};
+use crate::request::{Outcome, Payload, RawStatus, ReqId, Requests};
 use crate::stream::Stream;
 use crate::wait::SpinPolicy;
 
@@ -49,9 +49,12 @@ pub(crate) struct Peer {
     /// For a peer reached over the local channel: the TCP connection this rank sends
     /// rendezvous payloads on ([`State::payload_conn_for`]).
     pub bulk_conn: Option<usize>,
-    /// Connection the peer's frames last arrived on: a thread spinning for a message from
-    /// the peer reads it directly (see `wait.rs`). A hint only, checked before use.
+    /// Connection the peer's frames other than payloads last arrived on: a thread
+    /// spinning for a message from the peer reads it directly (see `wait.rs`). A hint
+    /// only, checked before use.
     pub rx_conn: Option<usize>,
+    /// The same for the peer's rendezvous payloads ([`State::direct_conn`]).
+    pub rx_payload_conn: Option<usize>,
     pub fault: Option<Fault>,
     /// The launcher reported the peer's exit while a connection to it was still open:
     /// the connection is read to its end (the peer's last messages are in it) and the
@@ -224,6 +227,7 @@ impl Engine {
                     send_conn: None,
                     bulk_conn: None,
                     rx_conn: None,
+                    rx_payload_conn: None,
                     fault: None,
                     exit_notice: None,
                 })
@@ -372,7 +376,8 @@ impl Engine {
             return Ok(None);
         }
         // The send waits for `dest`'s clear-to-send, then for its data to drain into the
-        // connection: both are on the connection a wait for `dest` reads directly.
+        // connection: a wait for `dest` reads the connection each comes on or goes out by
+        // directly (`State::direct_conn`).
         let req = st.reqs.open_from(Some(dest));
         st.start_rendezvous(self, dest, hdr, TxBody::Borrowed(parts), req)?;
         Ok(Some(req))
@@ -630,13 +635,30 @@ impl State {
     }
 
     /// The connection a wait for `req`, which waits for frames from `rank`, reads
-    /// directly: the one rendezvous payloads to and from `rank` take once `req` waits for
-    /// its payload, else the one `rank`'s frames last arrived on.
+    /// directly. Once `req` waits for its rendezvous payload: for a receive, the one
+    /// `rank`'s payloads last arrived on (else the one this rank sends its own on); for a
+    /// send, the one its payload is queued on, so each turn writes more of it. Otherwise,
+    /// and if that one is not open, the one `rank`'s other frames last arrived on.
     pub fn direct_conn(&self, req: Option<ReqId>, rank: u32) -> Option<usize> {
-        let payload = req
-            .filter(|&r| self.reqs.awaits_payload(r))
-            .and_then(|_| self.open_conn_to(rank, self.peers.get(rank as usize)?.bulk_conn?));
-        payload.or_else(|| self.rx_conn_of(rank))
+        let peer = self.peers.get(rank as usize)?;
+        let payload = match req.and_then(|r| self.reqs.awaits_payload(r)) {
+            Some(Payload::In) => peer.rx_payload_conn.or(peer.bulk_conn),
+            Some(Payload::Out) => peer.bulk_conn,
+            None => None,
+        };
+        payload
+            .and_then(|ci| self.open_conn_to(rank, ci))
+            .or_else(|| self.rx_conn_of(rank))
+    }
+
+    /// Takes connection `ci` out of the table and the poller; returns it.
+    pub fn remove_conn(&mut self, eng: &Engine, ci: usize) -> Option<Box<Conn>> {
+        let c = self.conns.get_mut(ci)?.take()?;
+        eng.poller.remove(c.sock.as_raw_fd());
+        if c.counted {
+            self.handshaking -= 1;
+        }
+        Some(c)
     }
 
     /// `ci`, if it is an open connection to `rank`.
@@ -719,41 +741,9 @@ impl State {
         if let Some(ci) = self.peers[dest as usize].send_conn {
             return Ok(ci);
         }
-        let ci = self.dial(eng, dest, self.cfg.local_channel && !eng.elsewhere(dest))?;
-        self.peers[dest as usize].send_conn = Some(ci);
-        Ok(ci)
-    }
-
-    /// The connection for a rendezvous payload to `dest`: the one [`State::conn_for`]
-    /// gives, except that a rank reached over the local channel gets its payloads over a
-    /// TCP connection of their own, opened the first time. Bulk data is faster over TCP
-    /// (see `stream.rs`); a payload may take any connection, since its frames name the
-    /// message they belong to and matching happened when its announcement arrived.
-    pub fn payload_conn_for(&mut self, eng: &Engine, dest: u32) -> Result<usize> {
-        let ci = self.conn_for(eng, dest)?;
-        if !self.conns[ci].as_deref().is_some_and(|c| c.sock.is_local()) {
-            return Ok(ci);
-        }
-        if let Some(bi) = self.peers[dest as usize].bulk_conn {
-            return Ok(bi);
-        }
-        let bi = self.dial(eng, dest, false)?;
-        self.peers[dest as usize].bulk_conn = Some(bi);
-        Ok(bi)
-    }
-
-    /// Opens a connection to `dest` (over the local channel if `local` and it answers
-    /// there, else TCP) and starts its handshake; returns its index.
-    fn dial(&mut self, eng: &Engine, dest: u32, local: bool) -> Result<usize> {
+        let local = self.cfg.local_channel && !eng.elsewhere(dest);
         let addr = self.peers[dest as usize].info.addr;
-        let unix = local
-            .then(|| crate::stream::connect_local(&self.secret, dest, addr.port()).ok())
-            .flatten();
-        let sock = match unix {
-            Some(s) => Ok(Stream::Unix(s)),
-            None => crate::conn::connect_nonblocking(addr, &self.cfg).map(Stream::Tcp),
-        };
-        let sock = sock.map_err(|e| {
+        let sock = self.open_stream(dest, local).map_err(|e| {
             let detail = format!("cannot connect to it at {addr}: {e}");
             self.fail_peer(eng, dest, false, detail.clone());
             Error::PeerFailed {
@@ -762,6 +752,50 @@ impl State {
                 detail,
             }
         })?;
+        let ci = self.start_handshake(eng, dest, sock)?;
+        self.peers[dest as usize].send_conn = Some(ci);
+        Ok(ci)
+    }
+
+    /// The connection for a rendezvous payload to `dest`: the one [`State::conn_for`]
+    /// gives, except that a rank reached over the local channel gets its payloads over a
+    /// TCP connection of their own, opened the first time (if that cannot be opened, they
+    /// take the local channel). Bulk data is faster over TCP (see `stream.rs`). A payload
+    /// may take another connection than its announcement because its frames name the
+    /// message they belong to, matching happened when the announcement arrived, and all
+    /// pieces of one payload are one queued item on one connection.
+    pub fn payload_conn_for(&mut self, eng: &Engine, dest: u32) -> Result<usize> {
+        let ci = self.conn_for(eng, dest)?;
+        if !self.conns[ci].as_deref().is_some_and(|c| c.sock.is_local()) {
+            return Ok(ci);
+        }
+        if let Some(bi) = self.peers[dest as usize].bulk_conn {
+            return Ok(bi);
+        }
+        let Ok(sock) = self.open_stream(dest, false) else {
+            return Ok(ci);
+        };
+        let bi = self.start_handshake(eng, dest, sock)?;
+        self.peers[dest as usize].bulk_conn = Some(bi);
+        Ok(bi)
+    }
+
+    /// Starts connecting to `dest`: over the local channel if `local` and it answers
+    /// there, else over TCP.
+    fn open_stream(&self, dest: u32, local: bool) -> std::io::Result<Stream> {
+        let addr = self.peers[dest as usize].info.addr;
+        let unix = local
+            .then(|| crate::stream::connect_local(&self.secret, dest, addr.port()).ok())
+            .flatten();
+        match unix {
+            Some(s) => Ok(Stream::Unix(s)),
+            None => crate::conn::connect_nonblocking(addr, &self.cfg).map(Stream::Tcp),
+        }
+    }
+
+    /// Registers a connection just opened to `dest` and queues its handshake; returns
+    /// its index.
+    fn start_handshake(&mut self, eng: &Engine, dest: u32, sock: Stream) -> Result<usize> {
         let (connector, hello) = Connector::start(self.secret, self.me, self.size)
             .map_err(|e| self.io_err("make a nonce", e))?;
         let mut conn = Conn::new(
@@ -771,6 +805,7 @@ impl State {
             Some(Instant::now() + HANDSHAKE_TIMEOUT),
         );
         conn.queue_handshake(&hello);
+        conn.counted = true;
         let ci = self.add_conn(eng, conn)?;
         self.handshaking += 1;
         Ok(ci)

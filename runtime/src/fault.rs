@@ -6,8 +6,6 @@
 //! and every any-source receive, when the peer failed — returns an error naming its rank
 //! and host.
 
-use std::os::fd::AsRawFd;
-
 use crate::conn::{Incoming, Then};
 use crate::engine::{Engine, State};
 use crate::error::Error;
@@ -91,11 +89,7 @@ impl State {
                 .as_ref()
                 .is_some_and(|c| c.peer == Some(rank))
             {
-                let c = self.conns[ci].take().expect("checked above");
-                eng.poller.remove(c.sock.as_raw_fd());
-                if !c.is_open() {
-                    self.handshaking = self.handshaking.saturating_sub(1);
-                }
+                let c = self.remove_conn(eng, ci).expect("checked above");
                 let reqs = c.tx.iter().filter_map(|it| it.done);
                 let in_flight = match c.incoming {
                     Some(Incoming {

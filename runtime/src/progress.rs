@@ -16,13 +16,13 @@ use crate::frame::{Header, Kind, SHORT_LEN};
 use crate::handshake::{Acceptor, HELLO_LEN, PROOF_LEN, REPLY_LEN};
 use crate::matching::Unexpected;
 use crate::poller::Poller;
-use crate::request::{Outcome, RawStatus};
+use crate::request::{Outcome, Payload, RawStatus};
 use crate::stream::Stream;
 
 /// Frames handled per readiness event before other connections get a turn.
 const FRAMES_PER_TURN: usize = 64;
 /// Unauthenticated connections accepted at once; more are refused (connection floods).
-const MAX_HANDSHAKING: usize = 256;
+pub(crate) const MAX_HANDSHAKING: usize = 256;
 /// How long a connection to a rank the launcher reported as exited may stay open.
 const EXIT_GRACE: Duration = Duration::from_secs(1);
 
@@ -146,6 +146,12 @@ impl Engine {
             match accepted {
                 Ok(sock) => {
                     let from = sock.peer_text();
+                    if let Some(uid) = sock.other_user() {
+                        st.log.warn(format_args!(
+                            "refused a connection from {from}: it runs as user {uid}, not as this job's user"
+                        ));
+                        continue;
+                    }
                     if st.handshaking >= MAX_HANDSHAKING {
                         st.log.warn(format_args!(
                             "refused a connection from {from}: {MAX_HANDSHAKING} handshakes already in progress"
@@ -166,12 +172,13 @@ impl Engine {
                             .warn(format_args!("dropped a connection from {from}: {e}"));
                         continue;
                     }
-                    let conn = Conn::new(
+                    let mut conn = Conn::new(
                         sock,
                         None,
                         Phase::AwaitHello,
                         Some(Instant::now() + HANDSHAKE_TIMEOUT),
                     );
+                    conn.counted = true;
                     if st.add_conn(self, conn).is_ok() {
                         st.handshaking += 1;
                     }
@@ -359,9 +366,12 @@ impl Engine {
                     Header::decode_wire(&c.staged()[..n], &st.cfg.limits).map_err(malformed)?;
                 c.consume(n);
                 let src = c.peer.expect("open connections know their peer");
-                if hdr.kind != Kind::Data {
-                    // Payloads may take a connection of their own (`State::direct_conn`).
-                    st.peers[src as usize].rx_conn = Some(ci);
+                // Payloads may take a connection of their own (`State::direct_conn`).
+                let peer = &mut st.peers[src as usize];
+                if hdr.kind == Kind::Data {
+                    peer.rx_payload_conn = Some(ci);
+                } else {
+                    peer.rx_conn = Some(ci);
                 }
                 self.on_frame(st, c, src, hdr)?;
                 continue;
@@ -452,7 +462,9 @@ impl Engine {
         }
         c.phase = Phase::Open;
         c.deadline = None;
-        st.handshaking = st.handshaking.saturating_sub(1);
+        if std::mem::take(&mut c.counted) {
+            st.handshaking -= 1;
+        }
     }
 
     /// Acts on one decoded frame from `src`.
@@ -480,7 +492,7 @@ impl Engine {
                     .ok_or_else(|| {
                         Drop::Protocol(format!("clear-to-send for unknown message {}", hdr.id))
                     })?;
-                st.reqs.set_payload(send.req);
+                st.reqs.set_payload(send.req, Payload::Out);
                 let mut data = send.hdr;
                 data.kind = Kind::Data;
                 let piece = if self.elsewhere(src) {
@@ -579,7 +591,6 @@ impl Engine {
         let Some(c) = st.conns[ci].as_ref() else {
             return;
         };
-        let known = c.is_open() || matches!(c.phase, Phase::Connecting(..) | Phase::AwaitReply(..));
         let (peer, goodbye) = (c.peer, c.goodbye);
         let from = c.sock.peer_text();
         let why_text = match &why {
@@ -590,21 +601,21 @@ impl Engine {
             Drop::Protocol(s) => s.clone(),
         };
         match peer {
-            Some(rank) if known => {
-                let others = st.may_reach(rank, Some(ci));
-                if others && matches!(why, Drop::Io(_)) {
-                    // A second connection to the same rank (both dialled at once) ended;
-                    // the peer's fate is decided when the last one does.
-                    if let Some(c) = st.conns[ci].take() {
-                        self.poller.remove(c.sock.as_raw_fd());
-                        for req in c.tx.iter().filter_map(|it| it.done) {
-                            let e = crate::error::Error::PeerFailed {
-                                rank: rank as usize,
-                                host: st.peers[rank as usize].info.host.clone(),
-                                detail: format!("connection lost before a message was sent ({why_text})"),
-                            };
-                            st.reqs.complete(req, Err(e));
-                        }
+            // A connection knows its peer once it is open, or from the start if we
+            // dialled it; one that does not is a stranger's.
+            Some(rank) => {
+                if st.may_reach(rank, Some(ci)) && self.ends_quietly(st, ci, rank, &why) {
+                    // Another connection to the rank remains (both dialled at once, or a
+                    // local channel and its payload connection), and this one took
+                    // nothing with it: the peer's fate is decided when the last one ends.
+                    let c = st.remove_conn(self, ci).expect("checked above");
+                    for req in c.tx.iter().filter_map(|it| it.done) {
+                        let e = crate::error::Error::PeerFailed {
+                            rank: rank as usize,
+                            host: st.peers[rank as usize].info.host.clone(),
+                            detail: format!("connection lost before a message was sent ({why_text})"),
+                        };
+                        st.reqs.complete(req, Err(e));
                     }
                     st.peers[rank as usize].forget_conn(ci);
                     return;
@@ -634,12 +645,26 @@ impl Engine {
                 "dropped a connection from {from} that did not complete the pirun handshake: {why_text}"
             )),
         }
-        if let Some(c) = st.conns[ci].take() {
-            self.poller.remove(c.sock.as_raw_fd());
-            if !c.is_open() {
-                st.handshaking = st.handshaking.saturating_sub(1);
-            }
+        st.remove_conn(self, ci);
+    }
+
+    /// Whether connection `ci` to `rank`, ending for `why`, may go without failing the
+    /// rank while another connection to it remains. It may after the rank's goodbye (it
+    /// finished; its other connections end by themselves once read), and after an error
+    /// that lost nothing: no message half read from it, no frames of ours queued on it,
+    /// and no large message under way with the rank, whose payload it may have carried.
+    /// Anything else fails the rank at once, so that no operation waits for bytes that
+    /// are gone.
+    fn ends_quietly(&self, st: &State, ci: usize, rank: u32, why: &Drop) -> bool {
+        let Some(c) = st.conns[ci].as_deref() else {
+            return false;
+        };
+        if !matches!(why, Drop::Io(_)) || c.incoming.is_some() {
+            return false;
         }
+        let rdv_pending = st.rdv_recvs.keys().any(|&(src, _)| src == rank)
+            || st.rdv_sends.values().any(|s| s.dest == rank);
+        c.goodbye || (c.tx.is_empty() && !rdv_pending)
     }
 }
 

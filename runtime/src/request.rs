@@ -62,15 +62,23 @@ pub(crate) enum Outcome {
     },
 }
 
+/// Which way a rendezvous payload moves, for a request waiting for it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Payload {
+    /// Into a receive matched to the sender's announcement.
+    In,
+    /// Out of a large send that got its clear-to-send.
+    Out,
+}
+
 struct Slot {
     /// Non-blocking: the background thread progresses it while it is pending.
     background: bool,
     /// The world rank whose frames the operation waits for (a receive's named source, a
     /// large send's receiver): where a thread waiting for it reads first.
     from: Option<u32>,
-    /// It now waits for a rendezvous payload to move: a receive matched to an
-    /// announcement, or a large send that got its clear-to-send.
-    payload: bool,
+    /// It now waits for its rendezvous payload to move.
+    payload: Option<Payload>,
     result: Option<Result<Outcome, Error>>,
 }
 
@@ -98,7 +106,7 @@ impl Requests {
             Slot {
                 background: false,
                 from,
-                payload: false,
+                payload: None,
                 result: None,
             },
         );
@@ -111,15 +119,16 @@ impl Requests {
     }
 
     /// Notes that a pending operation now waits for its rendezvous payload to move.
-    pub fn set_payload(&mut self, id: ReqId) {
+    pub fn set_payload(&mut self, id: ReqId, way: Payload) {
         if let Some(s) = self.table.get_mut(&id) {
-            s.payload = true;
+            s.payload = Some(way);
         }
     }
 
-    /// Whether a pending operation waits for its rendezvous payload to move.
-    pub fn awaits_payload(&self, id: ReqId) -> bool {
-        self.table.get(&id).is_some_and(|s| s.payload)
+    /// Which way the rendezvous payload a pending operation waits for moves, if it waits
+    /// for one.
+    pub fn awaits_payload(&self, id: ReqId) -> Option<Payload> {
+        self.table.get(&id).and_then(|s| s.payload)
     }
 
     /// Marks a pending operation as one the background thread should progress.

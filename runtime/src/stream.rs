@@ -68,11 +68,23 @@ impl Stream {
                 .peer_addr()
                 .map(|a| a.to_string())
                 .unwrap_or_else(|_| "an unknown address".into()),
-            Stream::Unix(s) => match peer_pid(s) {
-                Some(pid) => format!("process {pid} on this host (local channel)"),
+            Stream::Unix(s) => match peer_cred(s) {
+                Some(c) => format!("process {} on this host (local channel)", c.pid),
                 None => "a process on this host (local channel)".into(),
             },
         }
+    }
+
+    /// For the local channel: the user the process at the other end runs as, if that is
+    /// not this process's user. Every rank of a job runs as one user, so such a
+    /// connection is refused before any handshake work.
+    pub fn other_user(&self) -> Option<u32> {
+        let Stream::Unix(s) = self else {
+            return None;
+        };
+        // SAFETY: geteuid cannot fail and touches no memory.
+        let me = unsafe { libc::geteuid() };
+        peer_cred(s).map(|c| c.uid).filter(|&uid| uid != me)
     }
 
     /// Whether this is the local channel.
@@ -97,8 +109,9 @@ impl Stream {
     }
 }
 
-/// The process at the other end of a Unix socket (`SO_PEERCRED`), if the kernel says.
-fn peer_pid(s: &UnixStream) -> Option<i32> {
+/// The credentials of the process at the other end of a Unix socket (`SO_PEERCRED`), if
+/// the kernel says.
+fn peer_cred(s: &UnixStream) -> Option<libc::ucred> {
     let mut cred = libc::ucred {
         pid: 0,
         uid: 0,
@@ -115,7 +128,7 @@ fn peer_pid(s: &UnixStream) -> Option<i32> {
             &mut len,
         )
     };
-    (r == 0 && cred.pid > 0).then_some(cred.pid)
+    (r == 0 && cred.pid > 0).then_some(cred)
 }
 
 impl From<TcpStream> for Stream {
@@ -263,6 +276,7 @@ mod tests {
         assert_eq!(&back, b"pong");
         assert!(out.take_error().expect("SO_ERROR").is_none());
         assert!(out.tcp().is_none() && out.is_local());
+        assert_eq!(out.other_user(), None, "our own process");
         let pid = std::process::id();
         assert_eq!(
             out.peer_text(),
@@ -377,7 +391,178 @@ mod tests {
         };
         assert_eq!(n, 0, "nothing is answered to a stranger");
         poke.join().expect("poke thread");
+        // A failed handshake gives its slot back (it used to keep it: 256 strangers
+        // would have locked every later peer out).
+        assert_eq!(engines[1].lock().handshaking, 0);
         assert_eq!(exchange_and_report(&engines, 0, 1), (true, true));
+    }
+
+    #[test]
+    fn a_process_of_another_user_is_refused_before_the_handshake() {
+        // SAFETY: geteuid cannot fail.
+        if unsafe { libc::geteuid() } != 0 || std::env::var("PIRUN_LOCAL_CHANNEL").is_ok() {
+            eprintln!("skipped: acting as another user needs root");
+            return;
+        }
+        let engines = crate::wait::tests::world_with_local(2, Duration::ZERO, |_| true);
+        let port = engines[1].lock().peers[1].info.addr.port();
+        let addr = abstract_addr(&local_name(&[7; 32], 1, port)).expect("an abstract name");
+        // SAFETY: the child makes only raw system calls and ends with _exit.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork");
+        if pid == 0 {
+            // SAFETY: plain system calls on values prepared before the fork.
+            unsafe {
+                if libc::setgid(65534) != 0 || libc::setuid(65534) != 0 {
+                    libc::_exit(2);
+                }
+                let fd = libc::socket(libc::AF_UNIX, libc::SOCK_STREAM, 0);
+                if fd < 0 || libc::connect(fd, addr.as_ptr().cast(), addr.len()) != 0 {
+                    libc::_exit(3);
+                }
+                // Says nothing and waits: only a refusal closes this before the 10 s
+                // handshake deadline.
+                let mut b = 0u8;
+                let n = libc::read(fd, (&mut b as *mut u8).cast(), 1);
+                libc::_exit(if n == 0 { 0 } else { 4 });
+            }
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        let status = loop {
+            engines[1].progress(&mut engines[1].lock());
+            let mut status = 0;
+            // SAFETY: waiting for our own child, without blocking.
+            if unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) } == pid {
+                break Some(status);
+            }
+            if std::time::Instant::now() > deadline {
+                // SAFETY: our own child.
+                unsafe {
+                    libc::kill(pid, libc::SIGKILL);
+                    libc::waitpid(pid, std::ptr::null_mut(), 0);
+                }
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        let status = status.expect("the rank closed the connection within 5 s");
+        assert!(libc::WIFEXITED(status), "child status {status}");
+        assert_eq!(
+            libc::WEXITSTATUS(status),
+            0,
+            "the rank closed the connection"
+        );
+        assert_eq!(engines[1].lock().handshaking, 0, "no handshake was started");
+    }
+
+    /// Starts `f` on a thread of its own; the receiver gets its result.
+    fn start<T: Send + 'static>(
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> std::sync::mpsc::Receiver<T> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(f());
+        });
+        rx
+    }
+
+    /// What a thread [`start`]ed returned, or `None` if it did not within `secs`.
+    fn within<T>(secs: u64, rx: std::sync::mpsc::Receiver<T>) -> Option<T> {
+        rx.recv_timeout(Duration::from_secs(secs)).ok()
+    }
+
+    #[test]
+    fn a_peer_gone_in_the_middle_of_a_payload_fails_the_receive() {
+        use crate::datatype::TypeInfo;
+        use crate::matching::SinkSpec;
+        if std::env::var("PIRUN_LOCAL_CHANNEL").is_ok() {
+            return;
+        }
+        let engines = crate::wait::tests::world_with_local(2, Duration::ZERO, |_| true);
+        // Both connections exist: the local channel, and TCP for payloads.
+        assert_eq!(exchange_and_report(&engines, 1, 0), (true, true));
+        let (a, b) = (engines[0].clone(), engines[1].clone());
+        let sink = SinkSpec::Owned { align: 1 };
+        let req = a
+            .post_recv(0, Some(1), Some(9), TypeInfo::BYTES, sink, false)
+            .expect("post a receive");
+        b.isend(0, 0, 9, TypeInfo::BYTES, Box::new(vec![1u8; 64 << 20]))
+            .expect("start a 64 MiB send");
+        let began = std::time::Instant::now();
+        loop {
+            assert!(
+                began.elapsed() < Duration::from_secs(10),
+                "the payload never started"
+            );
+            b.progress(&mut b.lock());
+            let mut st = a.lock();
+            a.progress(&mut st);
+            if st.conns.iter().flatten().any(|c| c.incoming.is_some()) {
+                break;
+            }
+        }
+        // Rank 1 vanishes: every socket of it closes at once, as when a process dies.
+        {
+            let mut st = b.lock();
+            st.conns.iter_mut().for_each(|c| drop(c.take()));
+            st.local_listener = None;
+            st.listener = None;
+        }
+        let got = within(10, start(move || a.wait(req).map(|_| ())));
+        let err = got
+            .expect("the receive ended within 10 s")
+            .expect_err("its sender is gone");
+        assert!(err.to_string().contains("rank 1"), "{err}");
+    }
+
+    #[test]
+    fn a_payload_connection_that_cannot_open_is_an_error_on_both_sides_not_a_hang() {
+        use crate::datatype::TypeInfo;
+        use crate::matching::SinkSpec;
+        if std::env::var("PIRUN_LOCAL_CHANNEL").is_ok() {
+            return;
+        }
+        let engines = crate::wait::tests::world_with_local(2, Duration::ZERO, |_| true);
+        let (a, b) = (engines[0].clone(), engines[1].clone());
+        let b1 = b.clone();
+        let first = std::thread::spawn(move || crate::wait::tests::recv(&b1, 0, 1));
+        a.send(1, 0, 1, TypeInfo::BYTES, b"hi")
+            .expect("first contact");
+        assert_eq!(first.join().expect("receiver"), b"hi");
+        // A stranger holds every handshake slot of rank 1, so it turns away the TCP
+        // connection rank 0 opens for its first payload.
+        let port = b.lock().peers[1].info.addr.port();
+        let addr = abstract_addr(&local_name(&[7; 32], 1, port)).expect("an abstract name");
+        let hold: Vec<socket2::Socket> = (0..crate::progress::MAX_HANDSHAKING)
+            .map(|_| {
+                let s = socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::STREAM, None)
+                    .expect("a socket");
+                s.connect(&addr).expect("connect");
+                s
+            })
+            .collect();
+        b.progress(&mut b.lock());
+        let sink = SinkSpec::Owned { align: 1 };
+        let req = b
+            .post_recv(0, Some(0), Some(9), TypeInfo::BYTES, sink, false)
+            .expect("post a receive");
+        let a1 = a.clone();
+        let sent = start(move || a1.send(1, 0, 9, TypeInfo::BYTES, &vec![3u8; 1 << 20]));
+        let b1 = b.clone();
+        let got = start(move || b1.wait(req).map(|_| ()));
+        let sent = within(8, sent).expect("the send ended within 8 s");
+        let got = within(8, got).expect("the receive ended within 8 s");
+        drop(hold);
+        assert!(
+            sent.is_err() && got.is_err(),
+            "send {sent:?}, receive {got:?}"
+        );
+        let st = a.lock();
+        let opening = st.conns.iter().flatten().filter(|c| !c.is_open()).count();
+        assert_eq!(
+            st.handshaking, opening,
+            "the handshake count matches the connections"
+        );
     }
 
     #[test]
