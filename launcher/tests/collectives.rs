@@ -1225,6 +1225,10 @@ fn mismatched(w: &Communicator, n: usize) -> pirun::Result<()> {
         w.reduce(0, &buf, Sum).map(drop)
     };
     eprintln!("rank {r} first call: {first:?}");
+    if r == 0 && std::env::var_os("MISMATCH_LATE_ROOT").is_some() {
+        // Let rank 1 find the mismatch and leave first.
+        std::thread::sleep(Duration::from_millis(300));
+    }
     let second = if first.is_ok() {
         Some(w.barrier())
     } else {
@@ -1269,6 +1273,20 @@ fn bcast_against_reduce_is_an_error_not_a_hang() {
         "bcast_against_reduce_is_an_error_not_a_hang",
         2,
         JOB_TIMEOUT,
+        |w| mismatched(w, 4),
+    );
+    check_mismatch(&out);
+}
+
+#[test]
+fn a_mismatch_is_named_even_when_the_peer_already_left() {
+    // Rank 1 meets rank 0's bcast in its barrier, reports the mismatch and exits; only
+    // then does rank 0 start its barrier, whose send to rank 1 fails. Rank 0 must still
+    // name the mismatch (rank 1's reduce message is already there), not just the exit.
+    let out = scenario_with(
+        "a_mismatch_is_named_even_when_the_peer_already_left",
+        2,
+        &["--timeout", "75", "-x", "MISMATCH_LATE_ROOT=1"],
         |w| mismatched(w, 4),
     );
     check_mismatch(&out);

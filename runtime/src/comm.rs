@@ -648,7 +648,14 @@ impl Communicator {
         )?;
         let guard = CancelOnDrop(engine, Some(id));
         let group = self.group_for(ctx);
-        engine.send_parts(d, ctx, send_tag, send_ty, lend(send), group)?;
+        if let Err(e) = engine.send_parts(d, ctx, send_tag, send_ty, lend(send), group) {
+            // The receive may have ended already, with an error about what the peer sent
+            // before it went away (a message of another call): that says more.
+            return match engine.test(id) {
+                Some(Err(first)) => Err(first),
+                _ => Err(e),
+            };
+        }
         let out = engine.wait_in(id, group);
         self.lent_receive_done(guard, out)
     }

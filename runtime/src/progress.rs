@@ -588,6 +588,7 @@ impl Engine {
     /// Closes a connection. For an authenticated peer (or one we dialled) that ends the
     /// peer; for a stranger it is logged (rate-limited) and nothing else happens.
     pub(crate) fn drop_conn(&self, st: &mut State, ci: usize, why: Drop) {
+        let why = self.read_to_end_after_broken_pipe(st, ci, why);
         let Some(c) = st.conns[ci].as_ref() else {
             return;
         };
@@ -646,6 +647,31 @@ impl Engine {
             )),
         }
         st.remove_conn(self, ci);
+    }
+
+    /// A write that failed because the peer closed its end (`EPIPE`, which a Unix socket
+    /// reports at once where TCP takes a round trip) leaves what the peer sent before
+    /// unread: its last messages and its goodbye. Reads them first, so they are delivered
+    /// and the peer's end is judged by them. Returns why the connection ends: the end of
+    /// its stream if that was reached, else `why`.
+    fn read_to_end_after_broken_pipe(&self, st: &mut State, ci: usize, why: Drop) -> Drop {
+        let broken = matches!(&why, Drop::Io(e) if e.kind() == io::ErrorKind::BrokenPipe);
+        if !broken || !st.conns[ci].as_deref().is_some_and(Conn::is_open) {
+            return why;
+        }
+        let mut c = st.conns[ci].take().expect("checked above");
+        c.drained = false;
+        // Bounded: a closed peer's stream ends; 64 turns of 64 frames is plenty for the
+        // frames it could have sent before closing.
+        let mut end = None;
+        for _ in 0..64 {
+            if let Err(d) = self.read_frames(st, ci, &mut c) {
+                end = Some(d);
+                break;
+            }
+        }
+        st.conns[ci] = Some(c);
+        end.unwrap_or(why)
     }
 
     /// Whether connection `ci` to `rank`, ending for `why`, may go without failing the
