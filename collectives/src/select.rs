@@ -26,8 +26,8 @@
 //! | `PIRUN_BCAST_ALGORITHM` | `binomial`, `scatter_allgather`, `pipeline` | `binomial` | `binomial` below 12 KiB; `pipeline` once the message has more segments than `(p - 2) / (log2 p - 1)` (p ≥ 3: 3 on 4 ranks, 4 on 8, 7 on 16); else `binomial` below 8 ranks, `scatter_allgather` from 8 |
 //! | `PIRUN_REDUCE_ALGORITHM` | `binomial`, `rabenseifner`, `linear` | `binomial`; crowded: `linear` below 8 KiB | `binomial` up to 2 KiB (or fewer elements than the power of two below `p`) and above 512 KiB, else `rabenseifner` |
 //! | `PIRUN_ALLREDUCE_ALGORITHM` | `recursive_doubling`, `rabenseifner`, `ring`, `reduce_bcast` | below 64 KiB `recursive_doubling`, else `rabenseifner`; crowded: below 8 KiB `recursive_doubling`, else `reduce_bcast` | up to 2 KiB (or few elements) `recursive_doubling`; from 256 KiB `ring` (commutative ops); else `rabenseifner` |
-//! | `PIRUN_GATHER_ALGORITHM` (gather only) | `binomial`, `linear` | `linear` | `linear` |
-//! | `PIRUN_SCATTER_ALGORITHM` (scatter only) | `binomial`, `linear` | `linear`; crowded: `binomial` below 4 KiB blocks | `binomial` below 64 KiB blocks, else `linear` |
+//! | `PIRUN_GATHER_ALGORITHM` (gather only) | `binomial`, `linear` | `linear`; crowded: `binomial` for blocks from 128 KiB while the message is at most 4 MiB | `linear` |
+//! | `PIRUN_SCATTER_ALGORITHM` (scatter only) | `binomial`, `linear` | `linear`; crowded: `binomial` below 4 KiB blocks, and from 64 KiB while the message is at most 4 MiB | `binomial` below 64 KiB blocks, else `linear` |
 //! | `PIRUN_ALLGATHER_ALGORITHM` (also allgatherv) | `recursive_doubling`, `bruck`, `ring` | below 80 KiB in total: `recursive_doubling` on powers of two, else `bruck`; below 512 KiB: `recursive_doubling` on powers of two; else `ring` | below 64 KiB in total: `recursive_doubling` on powers of two, else `bruck`; else `ring` |
 //! | `PIRUN_ALLTOALL_ALGORITHM` (also alltoallv) | `pairwise`, `bruck` | `bruck` for blocks up to 256 bytes on 8 ranks or more (alltoall only), else `pairwise` | the same |
 //! | `PIRUN_REDUCE_SCATTER_ALGORITHM` | `ring`, `reduce_then_scatter` | `ring` for commutative ops from 2 KiB, else `reduce_then_scatter` | the same |
@@ -82,6 +82,17 @@
 //!   ranks, 366 vs 574 on 8; 256 KiB 167 vs 269, 524 vs 752; scatter 128 KiB 83 vs 102,
 //!   305 vs 447; 512 KiB 262 vs 328, 716 vs 729), and at 1 MiB the all-at-once root beat
 //!   the one-at-a-time one (8 ranks: gather 1186 vs 1460, scatter 1243 vs 1566).
+//! - gather and scatter of large blocks on a crowded host, since ranks on one host talk
+//!   over a Unix socket and send payloads over TCP (`runtime/src/stream.rs`): `binomial`
+//!   from 64 KiB blocks (gather: 128 KiB; at 64 KiB on 8 ranks the tree lost, 126 vs 122
+//!   and 115 vs 109) while the message is at most 4 MiB (three sweeps, 3–5 alternations,
+//!   linear vs binomial, µs: scatter 64 KiB 42 vs 33 on 4 ranks, 115 vs 91 on 8; 256 KiB
+//!   128 vs 118, 413 vs 373; 1 MiB on 4 ranks 565 vs 527 and 568 vs 525; gather 128 KiB
+//!   72 vs 67, 340 vs 304; 256 KiB 154 vs 133, 581 vs 499; 1 MiB on 4 ranks 534 vs 519 and
+//!   570 vs 556), `linear` above (1 MiB on 8 ranks: gather 1348 vs 1542, scatter 1290 vs
+//!   1313) and for mid-sized blocks (scatter 8 KiB: 9.4 vs 11.0 on 4 ranks, 26 vs 34 on 8).
+//!   A linear root copies every block into the kernel on its one core; a tree hands part
+//!   of that to ranks on the other core.
 //! - reduce on a crowded host: `linear` below 8 KiB (8 B on 8 ranks: 13.2 vs 20.3 µs, 1 KiB:
 //!   8.9 vs 21.8; on 4 ranks 6.1 vs 7.9 and 7.0 vs 9.3; in 1000-call runs 2.8 vs 5.6 and
 //!   3.1 vs 5.2 on 4 ranks, 9.0 vs 11.9 and 11.0 vs 13.4 on 8), `binomial` from 8 KiB (8 KiB:
@@ -390,23 +401,38 @@ fn pipeline_pays(bytes: usize, size: usize) -> bool {
 }
 
 /// The gather algorithm for blocks of `block` bytes on `size` ranks placed as `placement`
-/// says.
+/// says: a binomial tree on a crowded host for blocks from 128 KiB up to a 4 MiB message,
+/// else linear.
 pub fn gather_on(block: usize, size: usize, placement: Placement) -> GatherAlgorithm {
-    // Linear everywhere: the root receives every block either way, every receive is
-    // posted at once (`Ctx::take_all`), and a tree only adds hops and copies. The
-    // parameters keep the signature of the other selectors.
-    let _ = (block, size, placement);
-    GatherAlgorithm::from_env().unwrap_or(GatherAlgorithm::Linear)
+    // Linear (every receive posted at once, `Ctx::take_all`), except for large blocks on a
+    // crowded host (see [`crowded_tree`]; at 64 KiB on 8 ranks the tree lost by 3–5 %).
+    let tree = block >= 128 * 1024 && crowded_tree(block, size, placement);
+    GatherAlgorithm::from_env().unwrap_or(if tree {
+        GatherAlgorithm::Binomial
+    } else {
+        GatherAlgorithm::Linear
+    })
+}
+
+/// Whether a gather or scatter of `block`-byte blocks on `size` ranks goes by binomial
+/// tree because the host is crowded, the blocks are at least 64 KiB and the whole message
+/// is at most 4 MiB. A linear root copies every block into the kernel itself, on its one core;
+/// a tree hands part of that to ranks on the other cores. The tree moves more bytes in
+/// all (each level forwards half of what it got), which only pays while the message is
+/// not too large.
+fn crowded_tree(block: usize, size: usize, placement: Placement) -> bool {
+    placement == Placement::Crowded && block >= 64 * 1024 && block.saturating_mul(size) <= 4 << 20
 }
 
 /// The scatter algorithm for blocks of `block` bytes on `size` ranks placed as `placement`
-/// says: a binomial tree for small blocks on a crowded host (the root's sends are the
-/// bottleneck of back-to-back calls; a tree shares them) and below 64 KiB across hosts,
-/// else linear (every block on its way at once, `Ctx::put_each`).
+/// says: a binomial tree on a crowded host for small blocks and for large ones up to a
+/// 4 MiB message (the root's sends are the bottleneck of back-to-back calls; a tree shares
+/// them), and below 64 KiB across hosts, else linear (every block on its way at once,
+/// `Ctx::put_each`).
 pub fn scatter_on(block: usize, size: usize, placement: Placement) -> ScatterAlgorithm {
-    let _ = size;
     ScatterAlgorithm::from_env().unwrap_or(match placement {
         Placement::Crowded if block < 4 * 1024 => ScatterAlgorithm::Binomial,
+        _ if crowded_tree(block, size, placement) => ScatterAlgorithm::Binomial,
         Placement::Hosts if block < 64 * 1024 => ScatterAlgorithm::Binomial,
         _ => ScatterAlgorithm::Linear,
     })
@@ -636,19 +662,23 @@ mod tests {
             assert_eq!(bcast_on(1 << 20, 8, p), BcastAlgorithm::Binomial);
             assert_eq!(reduce_on(1 << 17, 1 << 20, 8, p), ReduceAlgorithm::Binomial);
             assert_eq!(gather_on(8, 8, p), GatherAlgorithm::Linear);
-            assert_eq!(gather_on(64 << 10, 8, p), GatherAlgorithm::Linear);
-            assert_eq!(gather_on(256 << 10, 8, p), GatherAlgorithm::Linear);
+            assert_eq!(gather_on(32 << 10, 8, p), GatherAlgorithm::Linear);
             assert_eq!(gather_on(1 << 20, 8, p), GatherAlgorithm::Linear);
-            assert_eq!(scatter_on(64 << 10, 8, p), ScatterAlgorithm::Linear);
-            assert_eq!(
-                scatter_on(8, 8, p),
-                match p {
-                    Crowded => ScatterAlgorithm::Binomial,
-                    _ => ScatterAlgorithm::Linear,
-                }
-            );
-            assert_eq!(scatter_on(256 << 10, 8, p), ScatterAlgorithm::Linear);
+            assert_eq!(scatter_on(8 << 10, 8, p), ScatterAlgorithm::Linear);
             assert_eq!(scatter_on(1 << 20, 8, p), ScatterAlgorithm::Linear);
+            // Crowded: a tree for small scatter blocks, and for large blocks while the
+            // whole message is at most 4 MiB.
+            let tree = |crowded| match (p, crowded) {
+                (Crowded, true) => (GatherAlgorithm::Binomial, ScatterAlgorithm::Binomial),
+                _ => (GatherAlgorithm::Linear, ScatterAlgorithm::Linear),
+            };
+            for (block, size) in [(128 << 10, 8), (256 << 10, 8), (1 << 20, 4)] {
+                let got = (gather_on(block, size, p), scatter_on(block, size, p));
+                assert_eq!(got, tree(true), "{block} B on {size} ranks, {p:?}");
+            }
+            assert_eq!(gather_on(64 << 10, 8, p), GatherAlgorithm::Linear);
+            assert_eq!(scatter_on(64 << 10, 8, p), tree(true).1);
+            assert_eq!(scatter_on(8, 8, p), tree(true).1);
             assert_eq!(
                 allgather_on(256 << 10, 8, p),
                 AllgatherAlgorithm::RecursiveDoubling
