@@ -641,6 +641,10 @@ impl State {
     /// and if that one is not open, the one `rank`'s other frames last arrived on.
     pub fn direct_conn(&self, req: Option<ReqId>, rank: u32) -> Option<usize> {
         let peer = self.peers.get(rank as usize)?;
+        if peer.bulk_conn.is_none() && peer.rx_payload_conn.is_none() {
+            // No payload has a connection of its own (the common case): skip the lookup.
+            return self.rx_conn_of(rank);
+        }
         let payload = match req.and_then(|r| self.reqs.awaits_payload(r)) {
             Some(Payload::In) => peer.rx_payload_conn.or(peer.bulk_conn),
             Some(Payload::Out) => peer.bulk_conn,

@@ -145,16 +145,18 @@ impl Engine {
             };
             match accepted {
                 Ok(sock) => {
-                    let from = sock.peer_text();
+                    // Where it comes from costs a system call: asked only for a warning.
                     if let Some(uid) = sock.other_user() {
                         st.log.warn(format_args!(
-                            "refused a connection from {from}: it runs as user {uid}, not as this job's user"
+                            "refused a connection from {}: it runs as user {uid}, not as this job's user",
+                            sock.peer_text()
                         ));
                         continue;
                     }
                     if st.handshaking >= MAX_HANDSHAKING {
                         st.log.warn(format_args!(
-                            "refused a connection from {from}: {MAX_HANDSHAKING} handshakes already in progress"
+                            "refused a connection from {}: {MAX_HANDSHAKING} handshakes already in progress",
+                            sock.peer_text()
                         ));
                         continue;
                     }
@@ -168,8 +170,10 @@ impl Engine {
                         }
                     });
                     if let Err(e) = setup {
-                        st.log
-                            .warn(format_args!("dropped a connection from {from}: {e}"));
+                        st.log.warn(format_args!(
+                            "dropped a connection from {}: {e}",
+                            sock.peer_text()
+                        ));
                         continue;
                     }
                     let mut conn = Conn::new(

@@ -226,6 +226,7 @@ pub(crate) fn tune_local(s: &socket2::Socket) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wait::tests::{start, within};
     use std::time::Duration;
 
     #[test]
@@ -453,22 +454,6 @@ mod tests {
             "the rank closed the connection"
         );
         assert_eq!(engines[1].lock().handshaking, 0, "no handshake was started");
-    }
-
-    /// Starts `f` on a thread of its own; the receiver gets its result.
-    fn start<T: Send + 'static>(
-        f: impl FnOnce() -> T + Send + 'static,
-    ) -> std::sync::mpsc::Receiver<T> {
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let _ = tx.send(f());
-        });
-        rx
-    }
-
-    /// What a thread [`start`]ed returned, or `None` if it did not within `secs`.
-    fn within<T>(secs: u64, rx: std::sync::mpsc::Receiver<T>) -> Option<T> {
-        rx.recv_timeout(Duration::from_secs(secs)).ok()
     }
 
     #[test]

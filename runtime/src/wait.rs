@@ -423,12 +423,23 @@ pub(crate) mod tests {
         secs: u64,
         f: impl FnOnce() -> T + Send + 'static,
     ) -> T {
+        within(secs, start(f)).expect("finished in time")
+    }
+
+    /// Starts `f` on a thread of its own; the receiver gets its result.
+    pub(crate) fn start<T: Send + 'static>(
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> mpsc::Receiver<T> {
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             let _ = tx.send(f());
         });
-        rx.recv_timeout(Duration::from_secs(secs))
-            .expect("finished in time")
+        rx
+    }
+
+    /// What a thread [`start`]ed returned, or `None` if it did not within `secs`.
+    pub(crate) fn within<T>(secs: u64, rx: mpsc::Receiver<T>) -> Option<T> {
+        rx.recv_timeout(Duration::from_secs(secs)).ok()
     }
 
     #[test]
