@@ -649,12 +649,7 @@ impl Communicator {
         let guard = CancelOnDrop(engine, Some(id));
         let group = self.group_for(ctx);
         if let Err(e) = engine.send_parts(d, ctx, send_tag, send_ty, lend(send), group) {
-            // The receive may have ended already, with an error about what the peer sent
-            // before it went away (a message of another call): that says more.
-            return match engine.test(id) {
-                Some(Err(first)) => Err(first),
-                _ => Err(e),
-            };
+            return Err(earlier_receive_error(engine, [id], e));
         }
         let out = engine.wait_in(id, group);
         self.lent_receive_done(guard, out)
@@ -688,14 +683,21 @@ impl Communicator {
             posted.push(CancelOnDrop(engine, Some(id)));
         }
         let mut started = ReleaseOnDrop(engine, Vec::with_capacity(sends.len()));
-        for &(dest, tag, parts) in sends {
-            let d = self.world_rank(dest)?;
-            if let Some(req) = engine.start_send(d, ctx, tag, ty, lend(parts))? {
-                started.1.push(req);
+        let mut send_all = || -> Result<()> {
+            for &(dest, tag, parts) in sends {
+                let d = self.world_rank(dest)?;
+                if let Some(req) = engine.start_send(d, ctx, tag, ty, lend(parts))? {
+                    started.1.push(req);
+                }
             }
-        }
-        while let Some(req) = started.1.pop() {
-            engine.finish_send(req, group)?;
+            while let Some(req) = started.1.pop() {
+                engine.finish_send(req, group)?;
+            }
+            Ok(())
+        };
+        if let Err(e) = send_all() {
+            let ids = posted.iter().filter_map(|g| g.1);
+            return Err(earlier_receive_error(engine, ids, e));
         }
         let mut statuses = Vec::with_capacity(posted.len());
         for guard in posted {
@@ -717,6 +719,20 @@ impl Communicator {
             Outcome::Sent => unreachable!("a receive completes as Received"),
         }
     }
+}
+
+/// A send of a call failed with `e`. A receive of the same call (`recvs`) that has already
+/// ended with an error about what its peer sent before (a message of another call, say,
+/// from a rank that then left) explains more, so that error is returned instead.
+fn earlier_receive_error(
+    engine: &Engine,
+    recvs: impl IntoIterator<Item = ReqId>,
+    e: Error,
+) -> Error {
+    recvs
+        .into_iter()
+        .find_map(|id| engine.test(id).and_then(Result::err))
+        .unwrap_or(e)
 }
 
 /// Lends slices to the engine; callers pass at most [`RawParts::MAX`].
